@@ -1,0 +1,1 @@
+"""Accel and Deep Feature Flow: network builder, end-to-end training, demo."""
