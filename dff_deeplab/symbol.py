@@ -1,0 +1,161 @@
+"""Accel and Deep Feature Flow networks: one builder, one table of versions.
+
+A version says which update branch corrects the warped keyframe features and how the two
+are fused:
+
+* 18 / 34 / 50: the update branch has its own DeepLab head; its cropped scores and those of
+  the warped branch are concatenated (38 channels) and fused by the 1x1 `correction` conv.
+* 101: the update branch is the reference ResNet-101 itself; warped and current `res5c_relu`
+  features are concatenated (4096 channels), fused to 2048 by `correction`, and the shared
+  head gives `croped_score`.
+* dff: no update branch (Deep Feature Flow): the warped branch's `croped_score` alone.
+
+Graphs built here (official names): `key_test` (keyframe), `cur_test` (non-key frame),
+`train` (KEY_INTERVAL-1 hops of incremental warping into the labelled frame).
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import mxnet as mx
+
+from accel.symbols.flownet import flownet_s, warp
+from accel.symbols.layers import (concat_batch, segmentation_head, segmentation_loss,
+                                  slice_batch)
+from accel.symbols.resnet import resnet_preact_trunk, resnet_v1_trunk
+
+
+@dataclass(frozen=True)
+class Version:
+    """What differs between Accel versions."""
+
+    trunk: Optional[str]       # 'preact' (zoo ResNet-18/34), 'v1' (Caffe ResNet-50) or None
+    depth: int                 # depth of the update trunk
+    prefix: str                # name prefix of the update trunk's parameters (= arg_prefix)
+    head_prefix: Optional[str]  # name prefix of the update branch's own DeepLab head
+    fusion: str                # 'score' (19 + 19 -> 19), 'feature' (2048 + 2048 -> 2048), 'none'
+    key_interval: int          # KEY_INTERVAL of the released training config
+    deformable_groups: int = 4  # of the update trunk's res5 / conv5
+
+
+VERSIONS = {
+    "18": Version("preact", 18, "18_", "18_", "score", 5),
+    "34": Version("preact", 34, "34_", "34_", "score", 5),
+    "50": Version("v1", 50, "50_", "curr_", "score", 5),
+    "101": Version(None, 101, "", None, "feature", 3),
+    "dff": Version(None, 101, "", None, "none", 5),
+}
+
+
+def get_version(version) -> Version:
+    """Look up a version by name ('18', '34', '50', '101', 'dff'; ints accepted)."""
+    key = str(version)
+    if key not in VERSIONS:
+        raise ValueError("unknown Accel version %r: expected one of %s"
+                         % (version, ", ".join(VERSIONS)))
+    return VERSIONS[key]
+
+
+def reference_features(data: mx.sym.Symbol) -> mx.sym.Symbol:
+    """Keyframe features: reference ResNet-v1-101 with deformable res5, `res5c_relu`."""
+    return resnet_v1_trunk(data, depth=101, prefix="", deformable_groups=1)
+
+
+class AccelNetwork:
+    """Builds the Symbol graphs of one Accel version.
+
+    num_classes: output classes (19 for Cityscapes).
+    warp_op: 'builtin' (GridGenerator + BilinearSampler) or 'fused' (accel.operators).
+    """
+
+    def __init__(self, version="18", num_classes: int = 19, warp_op: str = "builtin"):
+        self.name = str(version)
+        self.version = get_version(version)
+        self.num_classes = num_classes
+        self.warp_op = warp_op
+
+    # -- pieces -------------------------------------------------------------------------
+    def _head(self, feat, data, prefix=""):
+        return segmentation_head(feat, data, self.num_classes, prefix)
+
+    def _update_scores(self, data):
+        """Scores of the per-frame update branch on the current frame (score fusion)."""
+        v = self.version
+        if v.trunk == "preact":
+            feat = resnet_preact_trunk(data, v.depth, v.prefix)
+        else:
+            feat = resnet_v1_trunk(data, v.depth, v.prefix, v.deformable_groups)
+        return self._head(feat, data, v.head_prefix)
+
+    def _correction(self, inputs, num_filter):
+        """The fusion layer `correction`: 1x1 conv over the concatenated inputs."""
+        return mx.sym.Convolution(
+            data=mx.sym.concat(*inputs, dim=1, name="correction_input"), name="correction",
+            num_filter=num_filter, kernel=(1, 1), pad=(0, 0),
+            weight=mx.sym.Variable("corr_weight", lr_mult=2.0),
+            bias=mx.sym.Variable("corr_bias", lr_mult=4.0))
+
+    def _fuse(self, warped, data, cur_feat=None):
+        """Output scores of a non-key frame from its warped features (and its own)."""
+        fusion = self.version.fusion
+        if fusion == "none":
+            return self._head(warped, data)
+        if fusion == "feature":
+            if cur_feat is None:
+                cur_feat = reference_features(data)
+            return self._head(self._correction([warped, cur_feat], 2048), data)
+        dff_scores = self._head(warped, data)
+        return self._correction([dff_scores, self._update_scores(data)], self.num_classes)
+
+    # -- graphs -------------------------------------------------------------------------
+    def key_test(self) -> mx.sym.Symbol:
+        """Keyframe: reference DeepLab-101 scores and the `res5c_relu` state to propagate.
+
+        Outputs: data_key, feat_key (passed through, as the original), res5c_relu,
+        croped_score.
+        """
+        data = mx.sym.Variable("data")
+        feat = reference_features(data)
+        return mx.sym.Group([mx.sym.Variable("data_key"), mx.sym.Variable("feat_key"),
+                             feat, self._head(feat, data)])
+
+    def cur_test(self) -> mx.sym.Symbol:
+        """Non-key frame: warp `feat_key` by the flow data_key -> data, then correct.
+
+        Outputs: data_key (passed through), warping_feat (the new propagated state) and
+        the fused scores (`correction`; `croped_score` for 101 and dff).
+        """
+        data, data_key = mx.sym.Variable("data"), mx.sym.Variable("data_key")
+        feat_key = mx.sym.Variable("feat_key")
+        flow = flownet_s(data, data_key)
+        warped = warp(feat_key, flow, "warping_feat", self.warp_op)
+        return mx.sym.Group([data_key, warped, self._fuse(warped, data)])
+
+    def train(self, key_interval: Optional[int] = None) -> mx.sym.Symbol:
+        """End-to-end training graph for one labelled frame.
+
+        Inputs: data (1, 3, H, W) the labelled frame; data_ref (K-1, 3, H, W) the frames
+        before it, oldest first (data_ref[0] is the keyframe); eq_flag (1,) and label
+        (1, 1, H, W). Keyframe features are warped hop by hop through consecutive pairs
+        into the labelled frame; all K-1 flows run as one batch.
+        Outputs: softmax, data_ref, eq_flag (the latter two passed through, as the original).
+        """
+        k = key_interval or self.version.key_interval
+        if k < 2:
+            raise ValueError("KEY_INTERVAL must be >= 2 for training, got %d" % k)
+        data, data_ref = mx.sym.Variable("data"), mx.sym.Variable("data_ref")
+        eq_flag, label = mx.sym.Variable("eq_flag"), mx.sym.Variable("label")
+        keyframe = slice_batch(data_ref, 0, 1)
+        cur_feat = None
+        if self.version.fusion == "feature":
+            # The labelled frame needs the same trunk: run both frames as one batch.
+            both = reference_features(concat_batch([keyframe, data]))
+            feat, cur_feat = slice_batch(both, 0, 1), slice_batch(both, 1, 2)
+        else:
+            feat = reference_features(keyframe)
+        followers = concat_batch([slice_batch(data_ref, 1, k - 1), data]) if k > 2 else data
+        flows = flownet_s(followers, data_ref)
+        for hop in range(k - 1):
+            name = "warping_feat" if hop == k - 2 else "warping_feat_hop%d" % hop
+            feat = warp(feat, slice_batch(flows, hop, hop + 1), name, self.warp_op)
+        scores = self._fuse(feat, data, cur_feat)
+        return mx.sym.Group([segmentation_loss(scores, label), data_ref, eq_flag])

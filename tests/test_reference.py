@@ -1,0 +1,105 @@
+"""The networks ARE the official ones: same parameter names and shapes as the released
+symbols (so published checkpoints load unchanged), and the same outputs on real frames with
+deterministic weights (oracle fixtures made with the official code).
+
+ACCEL_REFERENCE_FIXTURES=<dir> points the fixture test at another directory of the same
+format (any resolution; shapes are read from the files).
+"""
+import json
+import os
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from deeplab.symbol import deeplab_resnet_v1_101
+from dff_deeplab.symbol import AccelNetwork
+from oracle import oracle_value
+
+HERE = Path(__file__).resolve().parent
+OFFICIAL = json.loads((HERE / "fixtures" / "official_symbols_1024x2048.json").read_text())
+FIXTURE_DIR = Path(os.environ.get("ACCEL_REFERENCE_FIXTURES",
+                                  HERE / "fixtures" / "oracle_128x256"))
+MANIFEST = json.loads((FIXTURE_DIR / "manifest.json").read_text())
+
+
+def official_symbol(key: str) -> mx.sym.Symbol:
+    """Our symbol for an official entry: 'accel_18.cur_test', 'deeplab_resnet_v1_101.test'."""
+    net, graph = key.split(".")
+    if net == "deeplab_resnet_v1_101":
+        return deeplab_resnet_v1_101(19, is_train=(graph == "train"))
+    return getattr(AccelNetwork(net.split("_")[1]), graph)()
+
+
+def fixture_symbol(name: str) -> mx.sym.Symbol:
+    """Fixture names: deeplab_resnet_v1_101_test, accel_key_test, accel_V_cur_test, accel_V_train."""
+    if name == "deeplab_resnet_v1_101_test":
+        return official_symbol("deeplab_resnet_v1_101.test")
+    if name == "accel_key_test":
+        return official_symbol("accel_18.key_test")
+    _, version, graph = name.split("_", 2)
+    return official_symbol("accel_%s.%s" % (version, graph))
+
+
+def _shapes(entries):
+    return {k: (tuple(v) if v is not None else None) for k, v in entries.items()}
+
+
+@pytest.mark.parametrize("key", sorted(OFFICIAL))
+def test_names_and_shapes_match_official(key):
+    ref = OFFICIAL[key]
+    sym = official_symbol(key)
+    arg, out, aux = sym.infer_shape_partial(**{k: tuple(v) for k, v in ref["inputs"].items()})
+    args = dict(zip(sym.list_arguments(), (tuple(s) if s else None for s in arg)))
+    auxs = dict(zip(sym.list_auxiliary_states(), (tuple(s) for s in aux)))
+    outs = dict(zip(sym.list_outputs(), (tuple(s) if s else None for s in out)))
+    assert args == _shapes(ref["args"])
+    assert list(args) == list(ref["args"]), "argument order differs from the official symbol"
+    assert auxs == _shapes(ref["aux"])
+    assert outs == _shapes(ref["outputs"])
+
+
+def run_fixture(name: str, warp_op: str = "builtin"):
+    """Forward our network on a fixture's inputs with oracle weights -> {output: array}."""
+    entry = MANIFEST["fixtures"][name]
+    data = np.load(FIXTURE_DIR / (name + ".npz"))
+    inputs = {k[len("input__"):]: data[k] for k in data.files if k.startswith("input__")}
+    sym = fixture_symbol(name) if warp_op == "builtin" else _with_warp(name, warp_op)
+    internals = sym.get_internals()
+    wanted = list(entry["outputs"])
+    group = mx.sym.Group([internals[o] for o in wanted])
+    inputs = {k: v for k, v in inputs.items() if k in group.list_arguments()}
+    arg_shapes, _, aux_shapes = group.infer_shape(**{k: v.shape for k, v in inputs.items()})
+    args = {}
+    for n, s in zip(group.list_arguments(), arg_shapes):
+        args[n] = mx.nd.array(inputs[n] if n in inputs else oracle_value(n, s))
+    aux = {n: mx.nd.array(oracle_value(n, s))
+           for n, s in zip(group.list_auxiliary_states(), aux_shapes)}
+    exe = group.bind(mx.cpu(), args=args, aux_states=aux, grad_req="null")
+    outputs = exe.forward(is_train=False)
+    return entry, data, {o: a.asnumpy() for o, a in zip(wanted, outputs)}
+
+
+def _with_warp(name, warp_op):
+    _, version, graph = name.split("_", 2)
+    return getattr(AccelNetwork(version, warp_op=warp_op), graph)()
+
+
+def assert_matches_fixture(entry, data, outputs):
+    for out, spec in entry["outputs"].items():
+        got = outputs[out]
+        assert list(got.shape) == spec["shape"], out
+        idx, expected = data["index__" + out], data["sample__" + out]
+        tol = 1e-4 * spec["abs_mean"] + 1e-6
+        err = np.abs(got.reshape(-1)[idx] - expected)
+        assert err.max() <= tol, "%s: max error %.3g > tolerance %.3g" % (out, err.max(), tol)
+        if spec.get("argmax"):
+            agree = (got.argmax(axis=1).astype(np.uint8) == data["argmax__" + out]).mean()
+            assert agree >= 0.999, "%s: argmax agrees on %.4f of pixels" % (out, agree)
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["fixtures"]))
+def test_outputs_match_oracle_fixture(name):
+    entry, data, outputs = run_fixture(name)
+    assert_matches_fixture(entry, data, outputs)
