@@ -44,7 +44,8 @@ _C.output_path = "./output"
 _C.symbol = ""
 # Comma-separated GPU ids, e.g. '0,1,2,3'; '' runs on the CPU.
 _C.gpus = "0"
-# Test/training image sizes as [height, width] pairs; [h, w] alone is read as [[h, w]].
+# Image scales as DFF's [target short side, max long side] pairs (Cityscapes [1024, 2048]
+# keeps the native size); a single pair [s, l] is read as [[s, l]].
 _C.SCALES = [[1024, 2048]]
 
 _C.default = edict()
@@ -188,7 +189,7 @@ def parse_lr_steps(lr_step: str) -> List[float]:
 
 
 def _normalise_scales(value: List[Any]) -> List[List[int]]:
-    """Accept [h, w] or [[h, w], ...]; return [[h, w], ...] of positive ints."""
+    """Accept [s, l] or [[s, l], ...] (short side, max long side); return [[s, l], ...]."""
     if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         value = [value]
     pairs = []
@@ -196,10 +197,11 @@ def _normalise_scales(value: List[Any]) -> List[List[int]]:
         if (not isinstance(pair, list) or len(pair) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                            for v in pair)):
-            raise ValueError(f"expected [height, width] pairs of positive ints, got {value!r}")
+            raise ValueError(f"expected [short side, max long side] pairs of positive ints, "
+                             f"got {value!r}")
         pairs.append(list(pair))
     if not pairs:
-        raise ValueError("expected at least one [height, width] pair, got []")
+        raise ValueError("expected at least one [short side, max long side] pair, got []")
     return pairs
 
 
