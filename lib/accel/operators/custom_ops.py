@@ -1,0 +1,197 @@
+"""MXNet custom operators for the flow warp and the correlation, and their symbol builders.
+
+On CPU contexts they run the NumPy implementation (``reference``); on GPU contexts the
+CUDA kernels of ``operator_cxx/`` through CuPy (``cuda``), exchanging buffers with MXNet
+by DLPack. A GPU context without CuPy fails when the operator is created, never falls
+back to the CPU.
+"""
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import mxnet as mx
+
+from accel.operators import cuda, reference
+
+__all__ = ["flow_warp", "correlation"]
+
+FLOW_WARP_OP = "accel_flow_warp"
+CORRELATION_OP = "accel_correlation"
+
+# Implementation of each computation per MXNet device type.
+_IMPLEMENTATIONS: Dict[str, Dict[str, Callable]] = {
+    "cpu": {
+        "warp_forward": reference.warp_numpy,
+        "warp_backward": reference.warp_backward_numpy,
+        "correlation_forward": reference.correlation_numpy,
+        "correlation_backward": reference.correlation_backward_numpy,
+    },
+    "gpu": {
+        "warp_forward": cuda.warp_forward_cuda,
+        "warp_backward": cuda.warp_backward_cuda,
+        "correlation_forward": cuda.correlation_forward_cuda,
+        "correlation_backward": cuda.correlation_backward_cuda,
+    },
+}
+
+
+def _check_context(ctx: mx.Context) -> None:
+    if ctx.device_type not in _IMPLEMENTATIONS:
+        raise ValueError(f"accel operators run on cpu or gpu contexts, not {ctx}")
+    if ctx.device_type == "gpu":
+        cuda.import_cupy()
+
+
+def _run(computation: str, inputs: Sequence[mx.nd.NDArray],
+         **params: Any) -> List[mx.nd.NDArray]:
+    """Run one computation on the device of inputs; returns NDArrays on that device."""
+    ctx = inputs[0].context
+    function = _IMPLEMENTATIONS[ctx.device_type][computation]
+    if ctx.device_type == "cpu":
+        results = function(*(x.asnumpy() for x in inputs), **params)
+        results = results if isinstance(results, tuple) else (results,)
+        return [mx.nd.array(r, ctx=ctx, dtype=r.dtype) for r in results]
+    cupy = cuda.import_cupy()
+    with cupy.cuda.Device(ctx.device_id):
+        # to_dlpack_for_read waits until MXNet has finished writing the input
+        arrays = [cupy.from_dlpack(x.to_dlpack_for_read()) for x in inputs]
+        results = function(*arrays, **params)
+        results = results if isinstance(results, tuple) else (results,)
+        # MXNet reads the results on its own stream: finish ours first
+        cupy.cuda.get_current_stream().synchronize()
+        return [mx.nd.from_dlpack(r.toDlpack()) for r in results]
+
+
+def _all_known(shapes: Sequence[Sequence[int]]) -> bool:
+    """Whether every shape is fully known (MXNet marks unknown dimensions with 0)."""
+    return all(len(s) > 0 and all(d > 0 for d in s) for s in shapes)
+
+
+class FlowWarp(mx.operator.CustomOp):
+    """Bilinear warp of data (N, C, H, W) by flow (N, 2, H, W) in pixels (x first)."""
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        (out,) = _run("warp_forward", in_data)
+        self.assign(out_data[0], req[0], out)
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        grad_feat, grad_flow = _run("warp_backward", [in_data[0], in_data[1], out_grad[0]])
+        self.assign(in_grad[0], req[0], grad_feat)
+        self.assign(in_grad[1], req[1], grad_flow)
+
+
+class _TwoInputProp(mx.operator.CustomOpProp):
+    """What both operators share: two inputs of one dtype, one output, and a backward
+    that needs the inputs and the output gradient but not the output."""
+
+    def __init__(self):
+        super().__init__(need_top_grad=True)
+
+    def list_outputs(self):
+        return ["output"]
+
+    def infer_type(self, in_type):
+        return [in_type[0], in_type[0]], [in_type[0]], []
+
+    def declare_backward_dependency(self, out_grad, in_data, out_data):
+        return list(out_grad) + list(in_data)
+
+    def create_operator(self, ctx, in_shapes, in_dtypes):
+        _check_context(ctx)
+        return self.make_operator()
+
+    def make_operator(self) -> mx.operator.CustomOp:
+        """The operator instance for these parameters."""
+        raise NotImplementedError
+
+
+@mx.operator.register(FLOW_WARP_OP)
+class FlowWarpProp(_TwoInputProp):
+    """Shapes and types of FlowWarp: output has the shape and dtype of data."""
+
+    def list_arguments(self):
+        return ["data", "flow"]
+
+    def infer_shape(self, in_shape):
+        if _all_known(in_shape):
+            reference.check_warp_shapes(in_shape[0], in_shape[1])
+        return in_shape, [in_shape[0]], []
+
+    def make_operator(self):
+        return FlowWarp()
+
+
+# Correlation parameters: parser (MXNet hands custom op parameters over as strings) and
+# mx.sym.Correlation's default
+_CORRELATION_PARAMS: Dict[str, Tuple[Callable[[str], Any], Any]] = {
+    "kernel_size": (int, 1),
+    "max_displacement": (int, 1),
+    "stride1": (int, 1),
+    "stride2": (int, 1),
+    "pad_size": (int, 0),
+    "is_multiply": (lambda v: str(v).lower() in ("true", "1"), True),
+}
+
+
+class Correlation(mx.operator.CustomOp):
+    """FlowNetC correlation of data1 and data2 (N, C, H, W), as mx.sym.Correlation."""
+
+    def __init__(self, params: Dict[str, Any]):
+        super().__init__()
+        self.params = params
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        (out,) = _run("correlation_forward", in_data, **self.params)
+        self.assign(out_data[0], req[0], out)
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        grads = _run("correlation_backward", [in_data[0], in_data[1], out_grad[0]],
+                     **self.params)
+        for i, grad in enumerate(grads):
+            self.assign(in_grad[i], req[i], grad)
+
+
+@mx.operator.register(CORRELATION_OP)
+class CorrelationProp(_TwoInputProp):
+    """Shapes and types of Correlation, with mx.sym.Correlation's output geometry."""
+
+    def __init__(self, **kwargs: str):
+        super().__init__()
+        unknown = set(kwargs) - set(_CORRELATION_PARAMS)
+        if unknown:
+            raise ValueError(f"unknown correlation parameters {sorted(unknown)}; expected "
+                             f"{sorted(_CORRELATION_PARAMS)}")
+        self.params = {k: parse(kwargs[k]) if k in kwargs else default
+                       for k, (parse, default) in _CORRELATION_PARAMS.items()}
+
+    def list_arguments(self):
+        return ["data1", "data2"]
+
+    def infer_shape(self, in_shape):
+        if not _all_known(in_shape):
+            return in_shape, [()], []
+        reference.check_shape("correlation data2 (same as data1)", in_shape[0], in_shape[1])
+        geom = reference.correlation_geometry(in_shape[0], **{
+            k: v for k, v in self.params.items() if k != "is_multiply"})
+        out = (in_shape[0][0], geom.grid * geom.grid, geom.top_h, geom.top_w)
+        return in_shape, [out], []
+
+    def make_operator(self):
+        return Correlation(self.params)
+
+
+def flow_warp(data: mx.sym.Symbol, flow: mx.sym.Symbol, name: str) -> mx.sym.Symbol:
+    """Fused GridGenerator(transform_type='warp') + BilinearSampler: warp data by flow.
+
+    data (N, C, H, W); flow (N, 2, H, W) in pixels of data, channel 0 = x displacement;
+    output pixel (y, x) samples data at (y + flow_y, x + flow_x), zeros outside.
+    """
+    return mx.sym.Custom(data=data, flow=flow, op_type=FLOW_WARP_OP, name=name)
+
+
+def correlation(data1: mx.sym.Symbol, data2: mx.sym.Symbol, name: str, kernel_size: int = 1,
+                max_displacement: int = 1, stride1: int = 1, stride2: int = 1,
+                pad_size: int = 0, is_multiply: bool = True) -> mx.sym.Symbol:
+    """FlowNetC correlation, the same result and gradients as mx.sym.Correlation."""
+    return mx.sym.Custom(data1=data1, data2=data2, op_type=CORRELATION_OP, name=name,
+                         kernel_size=kernel_size, max_displacement=max_displacement,
+                         stride1=stride1, stride2=stride2, pad_size=pad_size,
+                         is_multiply=is_multiply)
