@@ -32,3 +32,24 @@ def oracle_value(name: str, shape) -> np.ndarray:
     else:
         raise KeyError("no fixture rule for parameter %r" % name)
     return value.astype(np.float32)
+
+
+def oracle_network_params(network, frame_shape):
+    """Fixture weights (as NDArrays) for every parameter of a network's key and non-key
+    graphs at frames of `frame_shape` (N, 3, H, W)."""
+    import mxnet as mx
+
+    shapes = {"data": frame_shape, "data_key": frame_shape}
+    feat_shape = network.key_test().get_internals()["res5c_relu_output"].infer_shape(
+        data=frame_shape)[1][0]
+    shapes["feat_key"] = feat_shape
+    args, aux = {}, {}
+    for sym in (network.key_test(), network.cur_test()):
+        inputs = {k: v for k, v in shapes.items() if k in sym.list_arguments()}
+        arg_shapes, _, aux_shapes = sym.infer_shape(**inputs)
+        for name, shape in zip(sym.list_arguments(), arg_shapes):
+            if name not in shapes:
+                args[name] = mx.nd.array(oracle_value(name, shape))
+        for name, shape in zip(sym.list_auxiliary_states(), aux_shapes):
+            aux[name] = mx.nd.array(oracle_value(name, shape))
+    return args, aux

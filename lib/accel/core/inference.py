@@ -1,0 +1,186 @@
+"""Frame-by-frame inference with executors bound once and reused for every frame.
+
+`BoundGraph` binds one Symbol for one input shape over parameter NDArrays that several
+graphs share (the keyframe and non-key graphs of Accel hold the same weights once).
+`VideoSegmenter` runs Accel/DFF over a stream: keyframe when `idx % interval == 0`, else the
+previous frame's features (keyframe or propagated) are warped by the flow previous -> current
+frame, hop by hop, and corrected by the update branch.
+"""
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+
+from accel.utils.checkpoint import check_params
+
+logger = logging.getLogger(__name__)
+
+Shape = Tuple[int, ...]
+
+
+def share_params(arg_params: Mapping[str, mx.nd.NDArray], aux_params: Mapping[str, mx.nd.NDArray],
+                 ctx: mx.Context) -> Tuple[Dict[str, mx.nd.NDArray], Dict[str, mx.nd.NDArray]]:
+    """Copy parameters once onto `ctx`; every graph bound over them shares these arrays."""
+    return ({k: v.as_in_context(ctx) for k, v in arg_params.items()},
+            {k: v.as_in_context(ctx) for k, v in aux_params.items()})
+
+
+class BoundGraph:
+    """A Symbol bound once for fixed input shapes; inputs are copied in place per call."""
+
+    def __init__(self, sym: mx.sym.Symbol, input_shapes: Mapping[str, Shape],
+                 arg_params: Mapping[str, mx.nd.NDArray], aux_params: Mapping[str, mx.nd.NDArray],
+                 ctx: mx.Context):
+        """Parameters must already be checked (`param_shapes` + `check_params`)."""
+        self.input_names = list(input_shapes)
+        arg_shapes, _, _ = sym.infer_shape(**input_shapes)
+        args = {}
+        for name, shape in zip(sym.list_arguments(), arg_shapes):
+            args[name] = (mx.nd.zeros(shape, ctx) if name in input_shapes else arg_params[name])
+        aux = {name: aux_params[name] for name in sym.list_auxiliary_states()}
+        self.exe = sym.bind(ctx, args=args, aux_states=aux, grad_req="null")
+        self.outputs = dict(zip(sym.list_outputs(), self.exe.outputs))
+
+    def set_input(self, name: str, value) -> None:
+        """Copy a NumPy array or NDArray into the bound input `name` (no allocation)."""
+        target = self.exe.arg_dict[name]
+        if tuple(value.shape) != tuple(target.shape):
+            raise ValueError("input %r has shape %s, the graph was bound for %s"
+                             % (name, tuple(value.shape), tuple(target.shape)))
+        if isinstance(value, mx.nd.NDArray):
+            value.copyto(target)
+        else:
+            target[:] = value
+
+    def forward(self, **inputs) -> Dict[str, mx.nd.NDArray]:
+        """Run the graph on the given inputs (others keep their last value)."""
+        for name, value in inputs.items():
+            self.set_input(name, value)
+        self.exe.forward(is_train=False)
+        return dict(zip(self.outputs, self.exe.outputs))
+
+
+def param_shapes(sym: mx.sym.Symbol, input_shapes: Mapping[str, Shape]
+                 ) -> Tuple[Dict[str, Shape], Dict[str, Shape]]:
+    """(arg name -> shape, aux name -> shape) of a graph's parameters for given inputs."""
+    arg_shapes, _, aux_shapes = sym.infer_shape(**input_shapes)
+    return ({n: tuple(s) for n, s in zip(sym.list_arguments(), arg_shapes)
+             if n not in input_shapes},
+            {n: tuple(s) for n, s in zip(sym.list_auxiliary_states(), aux_shapes)})
+
+
+@dataclass
+class FrameResult:
+    """What the segmenter returns for one frame."""
+
+    pred: np.ndarray                    # (H, W) uint8 class map of the (padded) input
+    is_key: bool
+    network_s: float                    # forward + argmax + copy to host, seconds
+    extras: Dict[str, np.ndarray] = field(default_factory=dict)  # panel class maps
+
+
+def _pick(sym: mx.sym.Symbol, names: Sequence[str]) -> mx.sym.Symbol:
+    internals = sym.get_internals()
+    return mx.sym.Group([internals[n] for n in names])
+
+
+class VideoSegmenter:
+    """Runs an `AccelNetwork` over a stream of preprocessed frames (1, 3, H, W).
+
+    network: dff_deeplab.symbol.AccelNetwork (any version, 'dff' included).
+    interval: keyframe interval; 1 = the reference DeepLab-101 on every frame.
+    panels: also return the warped branch (DFF) and update-branch class maps of non-key
+        frames, for side-by-side pictures.
+    """
+
+    def __init__(self, network, arg_params, aux_params, interval: int = 5,
+                 ctx: Optional[mx.Context] = None, panels: bool = False, source: str = ""):
+        if int(interval) < 1:
+            raise ValueError("keyframe interval must be >= 1, got %r" % (interval,))
+        self.network = network
+        self.interval = int(interval)
+        self.ctx = ctx or mx.cpu()
+        self.panels = panels
+        self.source = source
+        self.args, self.aux = share_params(arg_params, aux_params, self.ctx)
+        v = network.version
+        self.fused_name = ("correction_output" if v.fusion == "score"
+                           else "croped_score_output")
+        cur_outputs = ["warping_feat_output", self.fused_name]
+        self.panel_names = {}
+        if panels and v.fusion == "score":
+            self.panel_names = {"dff": "croped_score_output",
+                                "update": v.head_prefix + "croped_score_output"}
+        cur_outputs += list(self.panel_names.values())
+        self.key_sym = _pick(network.key_test(), ["res5c_relu_output", "croped_score_output"])
+        self.cur_sym = _pick(network.cur_test(), cur_outputs)
+        self._key: Optional[BoundGraph] = None
+        self._cur: Optional[BoundGraph] = None
+        self._shape: Optional[Shape] = None
+        self.index = 0
+
+    def _bind(self, shape: Shape) -> None:
+        """Bind both graphs for frames of `shape` (once; a new shape rebinds, logged)."""
+        if self._shape is not None:
+            logger.info("frame shape changed from %s to %s: rebinding", self._shape, shape)
+        key_inputs = {"data": shape}
+        feat_shape = tuple(self.key_sym.infer_shape(**key_inputs)[1][0])
+        cur_inputs = {"data": shape, "data_key": shape, "feat_key": feat_shape}
+        try:
+            _, out_shapes, _ = self.cur_sym.infer_shape(**cur_inputs)
+        except mx.base.MXNetError as err:
+            raise ValueError(_stride_hint(shape, err)) from None
+        if tuple(out_shapes[0]) != feat_shape:
+            raise ValueError(_stride_hint(shape, "flow grid %s != feature grid %s"
+                                          % (tuple(out_shapes[0][2:]), feat_shape[2:])))
+        # One check over both graphs, so every missing or mis-shaped parameter is listed.
+        key_args, key_aux = param_shapes(self.key_sym, key_inputs)
+        cur_args, cur_aux = param_shapes(self.cur_sym, cur_inputs)
+        check_params(({**key_args, **cur_args}, {**key_aux, **cur_aux}), self.args, self.aux,
+                     allow_extra=True, source=self.source)
+        self._key = BoundGraph(self.key_sym, key_inputs, self.args, self.aux, self.ctx)
+        self._cur = BoundGraph(self.cur_sym, cur_inputs, self.args, self.aux, self.ctx)
+        self._shape = shape
+
+    def reset(self) -> None:
+        """Start a new sequence: the next frame is a keyframe."""
+        self.index = 0
+
+    def step(self, data: np.ndarray, is_key: Optional[bool] = None) -> FrameResult:
+        """Segment the next frame. `is_key` defaults to `index % interval == 0`."""
+        shape = tuple(data.shape)
+        if shape != self._shape:
+            self._bind(shape)
+            if self.index % self.interval != 0 and is_key is None:
+                raise ValueError("frame shape changed inside a key interval")
+        if is_key is None:
+            is_key = self.index % self.interval == 0
+        t0 = time.perf_counter()
+        extras = {}
+        if is_key:
+            out = self._key.forward(data=data)
+            feat, scores = out["res5c_relu_output"], out["croped_score_output"]
+        else:
+            out = self._cur.forward(data=data)
+            feat, scores = out["warping_feat_output"], out[self.fused_name]
+        pred = mx.nd.argmax(scores, axis=1)
+        pred_np = pred.asnumpy()[0].astype(np.uint8)
+        network_s = time.perf_counter() - t0
+        if not is_key:
+            for panel, name in self.panel_names.items():
+                extras[panel] = mx.nd.argmax(out[name], axis=1).asnumpy()[0].astype(np.uint8)
+        # The new state: this frame and its (key or propagated) features.
+        self._cur.set_input("data_key", self._key.exe.arg_dict["data"] if is_key
+                            else self._cur.exe.arg_dict["data"])
+        self._cur.set_input("feat_key", feat)
+        self.index += 1
+        return FrameResult(pred_np, is_key, network_s, extras)
+
+
+def _stride_hint(shape: Shape, err) -> str:
+    return ("frames of shape %s do not give the same grid to the flow network and the "
+            "ResNet features (%s); pad frames to a multiple of 32 with network.IMAGE_STRIDE: 32"
+            % (shape, str(err).strip().splitlines()[-1] if str(err).strip() else err))
