@@ -307,6 +307,12 @@ def test_own_labelled_video_layout(tmp_path):
     assert (s["label"] == 1).all()
     with pytest.raises(ValueError, match=r"values \[3\]"):
         SegNetVideo(str(tmp_path), "train", key_interval=2, num_classes=3, scales=(H, W))[0]
+    # frames without labels in between: reference frames only, and the spacing becomes 1
+    for f in (7, 8):
+        cv2.imwrite(str(tmp_path / "train" / f"street_{f:04d}.png"), _frame_image(f))
+    ds = SegNetVideo(str(tmp_path), "train", key_interval=3, num_classes=4, scales=(H, W))
+    assert [it.name for it in ds.items] == ["street_0009"]
+    assert [_frame_of(t) for t in ds[0]["data_ref"]] == [7, 8]
 
 
 # ----------------------------------------------------------------------- plain video

@@ -136,3 +136,18 @@ def test_cityscapes_palette_from_cityscapesscripts():
     train = sorted((l for l in id2label.values() if 0 <= l.trainId < 255), key=lambda l: l.trainId)
     assert [tuple(c) for c in CS_PALETTE] == [l.color for l in train]
     assert len(CS_PALETTE) == 19
+
+
+def test_public_functions_fall_back_to_numpy(monkeypatch):
+    """Without the compiled module the public API gives the same answers through NumPy."""
+    rng = np.random.default_rng(4)
+    lab = _random_labels(rng, high=19)
+    pred = rng.integers(0, 19, size=lab.shape)
+    lut = label_id_codec().lut
+    compiled = (segmath.lut_apply(lab, lut), segmath.colorize(lab, CS_PALETTE),
+                segmath.accumulate_confusion(np.zeros((19, 19), np.int64), pred, lab))
+    monkeypatch.setattr(segmath, "_cy", None)
+    fallback = (segmath.lut_apply(lab, lut), segmath.colorize(lab, CS_PALETTE),
+                segmath.accumulate_confusion(np.zeros((19, 19), np.int64), pred, lab))
+    for a, b in zip(compiled, fallback):
+        np.testing.assert_array_equal(a, b)

@@ -51,8 +51,13 @@ def _segments(frames: List[Tuple[int, str]], spacing: int) -> List[List[Tuple[in
 
 
 def find_labelled_frames(root: str, split: str, codec: LabelCodec, fps: float = CAMVID_FPS,
-                         skip_missing: bool = False) -> List[LabelledFrame]:
-    """Labelled frames of one split, grouped into per-sequence segments (labels must exist)."""
+                         skip_missing: bool = False,
+                         unlabelled_frames: bool = False) -> List[LabelledFrame]:
+    """Labelled frames of one split, grouped into per-sequence segments.
+
+    Every image needs a label file unless `unlabelled_frames` (then images without one
+    serve only as reference frames) or `skip_missing` (skipped with a warning).
+    """
     img_dir, ann_dir = os.path.join(root, split), os.path.join(root, split + "annot")
     for d in (img_dir, ann_dir):
         if not os.path.isdir(d):
@@ -80,6 +85,8 @@ def find_labelled_frames(root: str, split: str, codec: LabelCodec, fps: float = 
             for pos, (_, fname) in enumerate(seg):
                 label = os.path.join(ann_dir, fname)
                 if not os.path.isfile(label):
+                    if unlabelled_frames:
+                        continue
                     if not skip_missing:
                         raise FileNotFoundError(f"label file missing for {paths[pos]}: {label} "
                                                 f"(pass skip_missing=True to skip)")
@@ -92,7 +99,10 @@ def find_labelled_frames(root: str, split: str, codec: LabelCodec, fps: float = 
 
 
 class SegNetVideo(LabelledVideoDataset):
-    """A labelled video in the SegNet layout with `num_classes` classes (255 = ignore)."""
+    """A video in the SegNet layout with `num_classes` classes (255 = ignore).
+
+    Frames without a label file are reference frames only (`unlabelled_frames=True`).
+    """
 
     def __init__(self, root: str, split: str = "train", key_interval: int = 2,
                  num_classes: int = len(CAMVID_CLASSES), void_labels: Sequence[int] = (),
@@ -102,7 +112,7 @@ class SegNetVideo(LabelledVideoDataset):
                  scales: Sequence[int] = (360, 480), stride: int = 0,
                  crop_size: Optional[Tuple[int, int]] = None, flip: bool = False,
                  random_key_distance: bool = False, seed: int = 0, skip_missing: bool = False,
-                 check_frames: bool = True):
+                 check_frames: bool = True, unlabelled_frames: bool = True):
         if not 0 < num_classes < 255:
             raise ValueError(f"num_classes must be in 1..254, got {num_classes}")
         self.root, self.split = root, split
@@ -112,18 +122,20 @@ class SegNetVideo(LabelledVideoDataset):
         self.palette = palette if palette is not None else _default_palette(num_classes)
         codec = train_id_codec(num_classes, void_labels)
         items = [it for s in split.split("+")
-                 for it in find_labelled_frames(root, s, codec, fps, skip_missing)]
+                 for it in find_labelled_frames(root, s, codec, fps, skip_missing,
+                                                unlabelled_frames)]
         super().__init__(items, key_interval, pixel_means, scales, stride, crop_size, flip,
                          random_key_distance, seed, skip_missing, check_frames)
 
 
 class CamVidVideo(SegNetVideo):
-    """CamVid (SegNet version): 11 classes, label 11 (void) ignored."""
+    """CamVid (SegNet version): 11 classes, label 11 (void) ignored, every frame labelled."""
 
     def __init__(self, root: str, split: str = "train", key_interval: int = 2, **kwargs):
         super().__init__(root, split, key_interval, num_classes=len(CAMVID_CLASSES),
                          void_labels=(CAMVID_VOID,), class_names=CAMVID_CLASSES,
-                         palette=CAMVID_PALETTE, fps=CAMVID_FPS, **kwargs)
+                         palette=CAMVID_PALETTE, fps=CAMVID_FPS, unlabelled_frames=False,
+                         **kwargs)
 
 
 def _default_palette(num_classes: int) -> np.ndarray:
