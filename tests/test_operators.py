@@ -3,7 +3,10 @@
 The MXNet built-ins (GridGenerator + BilinearSampler, Correlation) are the oracle on CPU;
 the CUDA kernels are compared with the NumPy path where CuPy and a GPU exist.
 """
+import ctypes
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -12,7 +15,7 @@ import numpy as np
 import pytest
 
 import accel.operators as ops
-from accel.operators import cuda, custom_ops, reference
+from accel.operators import cuda, custom_ops
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ACCEL_SHARED_DIR", REPO.parent / "shared"))
@@ -374,6 +377,61 @@ def test_gpu_context_without_cupy_is_an_error():
 def test_cuda_sources_are_found():
     assert {p.name for p in cuda.cuda_source_dir().glob("*.cu")} >= {"flow_warp.cu",
                                                                       "correlation.cu"}
+
+
+@pytest.fixture(scope="module")
+def host_kernels(tmp_path_factory):
+    """operator_cxx/host_emulation.cpp built with the system C++ compiler, via ctypes."""
+    compiler = shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no C++ compiler to build operator_cxx/host_emulation.cpp")
+    library = tmp_path_factory.mktemp("host_kernels") / "host_emulation.so"
+    subprocess.run([compiler, "-O1", "-std=c++14", "-shared", "-fPIC",
+                    str(cuda.cuda_source_dir() / "host_emulation.cpp"), "-o", str(library)],
+                   check=True)
+    return ctypes.CDLL(str(library))
+
+
+def ptr(array):
+    return array.ctypes.data_as(ctypes.c_void_p)
+
+
+def test_cuda_warp_kernels_emulated_on_host_match_numpy(host_kernels):
+    rng = np.random.default_rng(10)
+    for n, c, h, w, scale in WARP_CASES + [(1, 37, 6, 5, 4.0)]:
+        feat, flow = random_warp_inputs(rng, n, c, h, w, scale, dtype=np.float64)
+        grad_out = rng.standard_normal(feat.shape)
+        out = np.zeros_like(feat)
+        host_kernels.warp_forward(ptr(feat), ptr(flow), ptr(out), n, c, h, w)
+        grad_feat, grad_flow = np.zeros_like(feat), np.zeros_like(flow)
+        host_kernels.warp_backward(ptr(feat), ptr(flow), ptr(grad_out), ptr(grad_feat),
+                                   ptr(grad_flow), n, c, h, w,
+                                   cuda.WARP_BACKWARD_CHANNELS_PER_THREAD)
+        want_feat, want_flow = ops.warp_backward_numpy(feat, flow, grad_out)
+        np.testing.assert_allclose(out, ops.warp_numpy(feat, flow), atol=1e-12)
+        np.testing.assert_allclose(grad_feat, want_feat, atol=1e-12)
+        np.testing.assert_allclose(grad_flow, want_flow, atol=1e-12)
+
+
+@pytest.mark.parametrize("params", CORRELATION_CASES)
+def test_cuda_correlation_kernels_emulated_on_host_match_numpy(host_kernels, params):
+    rng = np.random.default_rng(11)
+    a, b = rng.standard_normal((2, 2, 3, 11, 13))
+    b[..., ::3, :] = a[..., ::3, :]  # ties, where the abs gradient takes sign +1
+    want = ops.correlation_numpy(a, b, **params)
+    grad_out = rng.standard_normal(want.shape)
+    kernel_params, _ = cuda.correlation_kernel_params(a.shape, **params)
+    kernel_params = np.array(kernel_params, dtype=np.int32)
+    out = np.zeros_like(want)
+    host_kernels.corr_forward(ptr(a), ptr(b), ptr(out), ctypes.c_longlong(out.size),
+                              ptr(kernel_params))
+    np.testing.assert_allclose(out, want, atol=1e-12)
+    wants = ops.correlation_backward_numpy(a, b, grad_out, **params)
+    for which, want_grad in enumerate(wants):
+        grad = np.zeros_like(a)
+        host_kernels.corr_backward(ptr(a), ptr(b), ptr(grad_out), ptr(grad), which,
+                                   ctypes.c_longlong(a.size), ptr(kernel_params))
+        np.testing.assert_allclose(grad, want_grad, atol=1e-12)
 
 
 @pytest.mark.gpu

@@ -15,7 +15,8 @@ from accel.operators.reference import (check_shape, check_warp_shapes,
                                        correlation_geometry)
 
 __all__ = ["cuda_source_dir", "import_cupy", "warp_forward_cuda", "warp_backward_cuda",
-           "correlation_forward_cuda", "correlation_backward_cuda"]
+           "correlation_kernel_params", "correlation_forward_cuda",
+           "correlation_backward_cuda"]
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,15 @@ def _ints(*values: int) -> Tuple:
     return tuple(import_cupy().int32(v) for v in values)
 
 
-def _corr_args(shape: Tuple[int, ...], kernel_size: int, max_displacement: int, stride1: int,
-               stride2: int, pad_size: int, is_multiply: bool) -> Tuple[Tuple, Any]:
+def correlation_kernel_params(shape: Tuple[int, ...], kernel_size: int, max_displacement: int,
+                              stride1: int, stride2: int, pad_size: int,
+                              is_multiply: bool) -> Tuple[Tuple[int, ...], Any]:
+    """(CORR_PARAM_ARGS of correlation.cu in order, CorrelationGeometry) for inputs of shape."""
     geom = correlation_geometry(shape, kernel_size, max_displacement, stride1, stride2,
                                 pad_size)
     n, c, h, w = shape
-    args = _ints(n, c, h, w, geom.top_h, geom.top_w, geom.grid, geom.radius, kernel_size,
-                 max_displacement, stride1, stride2, pad_size, int(bool(is_multiply)))
-    return args, geom
+    return ((n, c, h, w, geom.top_h, geom.top_w, geom.grid, geom.radius, kernel_size,
+             max_displacement, stride1, stride2, pad_size, int(bool(is_multiply))), geom)
 
 
 def correlation_forward_cuda(data1: Any, data2: Any, kernel_size: int = 1,
@@ -128,13 +130,14 @@ def correlation_forward_cuda(data1: Any, data2: Any, kernel_size: int = 1,
                              pad_size: int = 0, is_multiply: bool = True) -> Any:
     """mx.sym.Correlation of data1, data2 (N, C, H, W) on the GPU."""
     check_shape("correlation data2 (same as data1)", data1.shape, data2.shape)
-    args, geom = _corr_args(tuple(data1.shape), kernel_size, max_displacement, stride1,
-                            stride2, pad_size, is_multiply)
+    params, geom = correlation_kernel_params(tuple(data1.shape), kernel_size,
+                                             max_displacement, stride1, stride2, pad_size,
+                                             is_multiply)
     data1, data2 = _prepare(data1, data2)
     out = import_cupy().empty((data1.shape[0], geom.grid * geom.grid, geom.top_h, geom.top_w),
                               dtype=data1.dtype)
     _launch(_kernel("correlation.cu", "correlation_forward", data1.dtype), out.size,
-            (data1, data2, out, *args))
+            (data1, data2, out, *_ints(*params)))
     return out
 
 
@@ -143,8 +146,9 @@ def correlation_backward_cuda(data1: Any, data2: Any, grad_out: Any, kernel_size
                               pad_size: int = 0, is_multiply: bool = True) -> Tuple[Any, Any]:
     """Gradients (d data1, d data2) of sum(grad_out * correlation) on the GPU."""
     check_shape("correlation data2 (same as data1)", data1.shape, data2.shape)
-    args, geom = _corr_args(tuple(data1.shape), kernel_size, max_displacement, stride1,
-                            stride2, pad_size, is_multiply)
+    params, geom = correlation_kernel_params(tuple(data1.shape), kernel_size,
+                                             max_displacement, stride1, stride2, pad_size,
+                                             is_multiply)
     expected = (data1.shape[0], geom.grid * geom.grid, geom.top_h, geom.top_w)
     check_shape("correlation output gradient", expected, grad_out.shape)
     cupy = import_cupy()
@@ -153,6 +157,6 @@ def correlation_backward_cuda(data1: Any, data2: Any, grad_out: Any, kernel_size
     grads = []
     for which in (0, 1):
         grad = cupy.empty_like(data1)
-        _launch(kernel, grad.size, (data1, data2, grad_out, grad, cupy.int32(which), *args))
+        _launch(kernel, grad.size, (data1, data2, grad_out, grad, *_ints(which, *params)))
         grads.append(grad)
     return grads[0], grads[1]

@@ -8,6 +8,7 @@ back to the CPU.
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import mxnet as mx
+import numpy as np
 
 from accel.operators import cuda, reference
 
@@ -40,15 +41,17 @@ def _check_context(ctx: mx.Context) -> None:
         cuda.import_cupy()
 
 
-def _run(computation: str, inputs: Sequence[mx.nd.NDArray],
-         **params: Any) -> List[mx.nd.NDArray]:
-    """Run one computation on the device of inputs; returns NDArrays on that device."""
+def _run(computation: str, inputs: Sequence[mx.nd.NDArray], **params: Any) -> List[Any]:
+    """Run one computation on the device of inputs.
+
+    Returns NumPy arrays on CPU (``_store`` copies them straight into MXNet's buffers) and
+    NDArrays sharing CuPy's memory on GPU.
+    """
     ctx = inputs[0].context
     function = _IMPLEMENTATIONS[ctx.device_type][computation]
     if ctx.device_type == "cpu":
         results = function(*(x.asnumpy() for x in inputs), **params)
-        results = results if isinstance(results, tuple) else (results,)
-        return [mx.nd.array(r, ctx=ctx, dtype=r.dtype) for r in results]
+        return list(results) if isinstance(results, tuple) else [results]
     cupy = cuda.import_cupy()
     with cupy.cuda.Device(ctx.device_id):
         # to_dlpack_for_read waits until MXNet has finished writing the input
@@ -58,6 +61,16 @@ def _run(computation: str, inputs: Sequence[mx.nd.NDArray],
         # MXNet reads the results on its own stream: finish ours first
         cupy.cuda.get_current_stream().synchronize()
         return [mx.nd.from_dlpack(r.toDlpack()) for r in results]
+
+
+def _store(op: mx.operator.CustomOp, dst: mx.nd.NDArray, req: str, src: Any) -> None:
+    """op.assign(dst, req, src), copying a NumPy src into dst without a temporary NDArray."""
+    if isinstance(src, np.ndarray):
+        if req in ("write", "inplace"):
+            dst[:] = src
+            return
+        src = mx.nd.array(src, ctx=dst.context, dtype=src.dtype)
+    op.assign(dst, req, src)
 
 
 def _all_known(shapes: Sequence[Sequence[int]]) -> bool:
@@ -70,12 +83,12 @@ class FlowWarp(mx.operator.CustomOp):
 
     def forward(self, is_train, req, in_data, out_data, aux):
         (out,) = _run("warp_forward", in_data)
-        self.assign(out_data[0], req[0], out)
+        _store(self, out_data[0], req[0], out)
 
     def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
         grad_feat, grad_flow = _run("warp_backward", [in_data[0], in_data[1], out_grad[0]])
-        self.assign(in_grad[0], req[0], grad_feat)
-        self.assign(in_grad[1], req[1], grad_flow)
+        _store(self, in_grad[0], req[0], grad_feat)
+        _store(self, in_grad[1], req[1], grad_flow)
 
 
 class _TwoInputProp(mx.operator.CustomOpProp):
@@ -140,13 +153,13 @@ class Correlation(mx.operator.CustomOp):
 
     def forward(self, is_train, req, in_data, out_data, aux):
         (out,) = _run("correlation_forward", in_data, **self.params)
-        self.assign(out_data[0], req[0], out)
+        _store(self, out_data[0], req[0], out)
 
     def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
         grads = _run("correlation_backward", [in_data[0], in_data[1], out_grad[0]],
                      **self.params)
         for i, grad in enumerate(grads):
-            self.assign(in_grad[i], req[i], grad)
+            _store(self, in_grad[i], req[i], grad)
 
 
 @mx.operator.register(CORRELATION_OP)
