@@ -16,8 +16,10 @@ def cython_extensions():
     exts = []
     for pyx in sorted(glob.glob(os.path.join("lib", "accel", "cython", "*.pyx"))):
         name = "accel.cython." + os.path.splitext(os.path.basename(pyx))[0]
+        # OpenMP for the kernels that use prange (deform_cy); harmless for the others.
         exts.append(Extension(name, [pyx], include_dirs=[numpy.get_include()],
-                              extra_compile_args=["-O3"]))
+                              extra_compile_args=["-O3", "-fopenmp"],
+                              extra_link_args=["-fopenmp"]))
     return cythonize(exts, language_level=3, quiet=True)
 
 

@@ -29,7 +29,8 @@ _CTYPES = {"float32": "float", "float64": "double"}
 _THREADS = 256
 _MAX_BLOCKS = 65535 * 16  # the kernels use grid-stride loops, so any cap is correct
 # Channels one backward thread of the warp handles: trades atomics on grad_flow against
-# parallelism (chosen on an H100 at 2048 x 64 x 128, see experiments/benchmark_warp.py).
+# parallelism. 16 is an untuned first guess: no GPU was available when it was written;
+# time it with experiments/benchmark_warp.py on a GPU before relying on it.
 WARP_BACKWARD_CHANNELS_PER_THREAD = 16
 
 

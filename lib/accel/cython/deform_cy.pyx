@@ -1,0 +1,89 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Deformable-convolution im2col for the CPU, parallel over channels (OpenMP).
+
+Same sampling as MXNet's DeformableConvolution (Dai et al. 2017, DCN v1): tap (i, j) of output
+pixel (y, x) reads the input at (y*s - p + i*d + dy, x*s - p + j*d + dx) bilinearly; a position
+outside [0, H) x [0, W) gives 0, and one past the last row or column is clamped onto it.
+The bilinear weights depend only on (deformable group, tap, pixel), so they are computed once
+and shared by the group's channels; the convolution is then one matrix product.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.math cimport floor
+
+ctypedef cnp.float32_t f32
+
+
+def sampling_table(const f32[:, :, ::1] offset, int height, int width, int kh, int kw,
+                   int stride, int pad, int dilate):
+    """Corner indices (G, K, P, 4) int32 and weights (G, K, P, 4) float32 for one image.
+
+    offset: (G * 2 * K, Hout, Wout), channel 2k = dy and 2k+1 = dx of tap k = i * kw + j.
+    """
+    cdef int kk = kh * kw
+    cdef int groups = offset.shape[0] // (2 * kk)
+    cdef int hout = offset.shape[1], wout = offset.shape[2]
+    cdef int npix = hout * wout
+    idx_arr = np.zeros((groups, kk, npix, 4), dtype=np.int32)
+    wts_arr = np.zeros((groups, kk, npix, 4), dtype=np.float32)
+    cdef int[:, :, :, ::1] idx = idx_arr
+    cdef f32[:, :, :, ::1] wts = wts_arr
+    cdef int g, k, p, y, x, y0, x0, y1, x1
+    cdef float h_im, w_im, lh, lw
+    for g in prange(groups * kk, nogil=True):
+        k = g % kk
+        for p in range(npix):
+            y = p // wout
+            x = p % wout
+            h_im = y * stride - pad + (k // kw) * dilate + offset[(g // kk) * 2 * kk + 2 * k, y, x]
+            w_im = x * stride - pad + (k % kw) * dilate + offset[(g // kk) * 2 * kk + 2 * k + 1, y, x]
+            if h_im < 0 or w_im < 0 or h_im >= height or w_im >= width:
+                continue
+            y0 = <int>floor(h_im)
+            x0 = <int>floor(w_im)
+            # On the last row/column the sample is clamped onto it (MXNet's DCN v1 rule).
+            if y0 >= height - 1:
+                y0 = height - 1
+                y1 = y0
+                lh = 0
+            else:
+                y1 = y0 + 1
+                lh = h_im - y0
+            if x0 >= width - 1:
+                x0 = width - 1
+                x1 = x0
+                lw = 0
+            else:
+                x1 = x0 + 1
+                lw = w_im - x0
+            idx[g // kk, k, p, 0] = y0 * width + x0
+            wts[g // kk, k, p, 0] = (1 - lh) * (1 - lw)
+            idx[g // kk, k, p, 1] = y0 * width + x1
+            wts[g // kk, k, p, 1] = (1 - lh) * lw
+            idx[g // kk, k, p, 2] = y1 * width + x0
+            wts[g // kk, k, p, 2] = lh * (1 - lw)
+            idx[g // kk, k, p, 3] = y1 * width + x1
+            wts[g // kk, k, p, 3] = lh * lw
+    return idx_arr, wts_arr
+
+
+def im2col(const f32[:, ::1] data, const int[:, :, :, ::1] idx, const f32[:, :, :, ::1] wts,
+           f32[:, ::1] columns):
+    """columns[c * K + k, p] = sum_q wts[g, k, p, q] * data[c, idx[g, k, p, q]], g = group of c.
+
+    data: (C, H * W); columns: (C * K, P), written in place.
+    """
+    cdef int channels = data.shape[0]
+    cdef int groups = idx.shape[0], kk = idx.shape[1], npix = idx.shape[2]
+    cdef int per_group = channels // groups
+    cdef int c, g, k, p
+    for c in prange(channels, nogil=True, schedule="static"):
+        g = c // per_group
+        for k in range(kk):
+            for p in range(npix):
+                columns[c * kk + k, p] = (
+                    wts[g, k, p, 0] * data[c, idx[g, k, p, 0]]
+                    + wts[g, k, p, 1] * data[c, idx[g, k, p, 1]]
+                    + wts[g, k, p, 2] * data[c, idx[g, k, p, 2]]
+                    + wts[g, k, p, 3] * data[c, idx[g, k, p, 3]])

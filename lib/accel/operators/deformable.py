@@ -1,0 +1,92 @@
+"""A faster CPU deformable convolution for inference (the `fast` path).
+
+MXNet 1.9's CPU DeformableConvolution fills its column buffer on one thread, which costs the
+keyframe network about half again its plain-dilated twin. Here the bilinear sampling table
+is computed once per (deformable group, tap, pixel), the column buffer is filled in parallel
+by a Cython kernel (accel.cython.deform_cy), and the convolution is one BLAS product.
+Forward only: training uses MXNet's operator.
+"""
+import mxnet as mx
+import numpy as np
+
+from accel.cython import deform_cy
+
+OP_TYPE = "accel_deformable_conv"
+
+
+def deformable_conv_numpy(data: np.ndarray, offset: np.ndarray, weight: np.ndarray,
+                          stride: int, pad: int, dilate: int) -> np.ndarray:
+    """Deformable 3x3 (or kh x kw) convolution, no bias: (N, C, H, W) -> (N, O, Ho, Wo).
+
+    offset: (N, 2 * G * kh * kw, Ho, Wo) as MXNet's operator takes it (dy, dx per tap).
+    """
+    n, c, h, w = data.shape
+    out_c, in_c, kh, kw = weight.shape
+    if in_c != c:
+        raise ValueError("weight expects %d input channels, data has %d (data %s, weight %s)"
+                         % (in_c, c, data.shape, weight.shape))
+    groups = offset.shape[1] // (2 * kh * kw)
+    if groups * 2 * kh * kw != offset.shape[1] or c % groups:
+        raise ValueError("offset has %d channels: expected 2 * groups * %d with groups "
+                         "dividing %d channels" % (offset.shape[1], kh * kw, c))
+    ho, wo = offset.shape[2:]
+    wmat = np.ascontiguousarray(weight.reshape(out_c, c * kh * kw), dtype=np.float32)
+    columns = np.empty((c * kh * kw, ho * wo), dtype=np.float32)
+    out = np.empty((n, out_c, ho, wo), dtype=np.float32)
+    for i in range(n):
+        idx, wts = deform_cy.sampling_table(np.ascontiguousarray(offset[i], np.float32),
+                                            h, w, kh, kw, stride, pad, dilate)
+        deform_cy.im2col(np.ascontiguousarray(data[i].reshape(c, h * w), np.float32),
+                         idx, wts, columns)
+        np.matmul(wmat, columns, out=out[i].reshape(out_c, ho * wo))
+    return out
+
+
+class _DeformableConv(mx.operator.CustomOp):
+    def __init__(self, stride, pad, dilate):
+        super().__init__()
+        self.stride, self.pad, self.dilate = stride, pad, dilate
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        data, offset, weight = (a.asnumpy() for a in in_data)
+        out = deformable_conv_numpy(data, offset, weight, self.stride, self.pad, self.dilate)
+        self.assign(out_data[0], req[0], mx.nd.array(out, ctx=out_data[0].context))
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        raise NotImplementedError("the fast deformable convolution is for inference only; "
+                                  "train with network.DEFORMABLE_OP: builtin")
+
+
+@mx.operator.register(OP_TYPE)
+class _DeformableConvProp(mx.operator.CustomOpProp):
+    def __init__(self, num_filter, stride="1", pad="0", dilate="1"):
+        super().__init__(need_top_grad=False)
+        self.num_filter, self.stride = int(num_filter), int(stride)
+        self.pad, self.dilate = int(pad), int(dilate)
+
+    def list_arguments(self):
+        return ["data", "offset", "weight"]
+
+    def list_outputs(self):
+        return ["output"]
+
+    def infer_shape(self, in_shape):
+        data, offset, weight = in_shape
+        weight = [self.num_filter, data[1], 3, 3]
+        ho = (data[2] + 2 * self.pad - self.dilate * 2 - 1) // self.stride + 1
+        wo = (data[3] + 2 * self.pad - self.dilate * 2 - 1) // self.stride + 1
+        return [data, offset, weight], [[data[0], self.num_filter, ho, wo]], []
+
+    def create_operator(self, ctx, shapes, dtypes):
+        if ctx.device_type != "cpu":
+            raise ValueError("the fast deformable convolution runs on the CPU only; on %s use "
+                             "MXNet's operator (network.DEFORMABLE_OP: builtin)" % ctx)
+        return _DeformableConv(self.stride, self.pad, self.dilate)
+
+
+def deformable_conv_fast(data: mx.sym.Symbol, offset: mx.sym.Symbol, weight: mx.sym.Symbol,
+                         name: str, num_filter: int, stride: int, pad: int,
+                         dilate: int) -> mx.sym.Symbol:
+    """Symbol for a 3x3 deformable conv (no bias) computed by the Cython CPU kernel."""
+    return mx.sym.Custom(data=data, offset=offset, weight=weight, op_type=OP_TYPE, name=name,
+                         num_filter=num_filter, stride=stride, pad=pad, dilate=dilate)
