@@ -20,7 +20,7 @@ import mxnet as mx
 
 from accel.symbols.flownet import flownet_s, warp
 from accel.symbols.layers import (concat_batch, segmentation_head, segmentation_loss,
-                                  slice_batch)
+                                  segmentation_scores, slice_batch, upsample_separable)
 from accel.symbols.resnet import resnet_preact_trunk, resnet_v1_trunk
 
 
@@ -55,9 +55,10 @@ def get_version(version) -> Version:
     return VERSIONS[key]
 
 
-def reference_features(data: mx.sym.Symbol) -> mx.sym.Symbol:
+def reference_features(data: mx.sym.Symbol, deformable_op: str = "builtin") -> mx.sym.Symbol:
     """Keyframe features: reference ResNet-v1-101 with deformable res5, `res5c_relu`."""
-    return resnet_v1_trunk(data, depth=101, prefix="", deformable_groups=1)
+    return resnet_v1_trunk(data, depth=101, prefix="", deformable_groups=1,
+                           deformable_op=deformable_op)
 
 
 class AccelNetwork:
@@ -65,26 +66,46 @@ class AccelNetwork:
 
     num_classes: output classes (19 for Cityscapes).
     warp_op: 'builtin' (GridGenerator + BilinearSampler) or 'fused' (accel.operators).
+    fast: inference graphs of the fast CPU path, same outputs up to float rounding:
+        deformable convs by our CPU kernel, upsampling by two small matrix products
+        (inputs `_upsample_rows`/`_upsample_cols`, valid when every `*upsampling_weight`
+        is the same separable kernel: accel.core.inference checks), and score fusion at
+        stride 16 before one upsampling (both steps are linear). Not for training.
     """
 
-    def __init__(self, version="18", num_classes: int = 19, warp_op: str = "builtin"):
+    def __init__(self, version="18", num_classes: int = 19, warp_op: str = "builtin",
+                 fast: bool = False):
         self.name = str(version)
         self.version = get_version(version)
         self.num_classes = num_classes
         self.warp_op = warp_op
+        self.fast = fast
+        self.deformable_op = "fast" if fast else "builtin"
+
+    def variant(self, **changes) -> "AccelNetwork":
+        """The same network with other builder options (e.g. fast=True)."""
+        options = dict(version=self.name, num_classes=self.num_classes, warp_op=self.warp_op,
+                       fast=self.fast)
+        options.update(changes)
+        return AccelNetwork(**options)
 
     # -- pieces -------------------------------------------------------------------------
     def _head(self, feat, data, prefix=""):
+        if self.fast:
+            return upsample_separable(segmentation_scores(feat, self.num_classes, prefix),
+                                      self.num_classes, prefix + "croped_score")
         return segmentation_head(feat, data, self.num_classes, prefix)
 
-    def _update_scores(self, data):
-        """Scores of the per-frame update branch on the current frame (score fusion)."""
+    def _reference_features(self, data):
+        return reference_features(data, self.deformable_op)
+
+    def _update_features(self, data):
+        """Stride-16 features of the per-frame update branch (score fusion versions)."""
         v = self.version
         if v.trunk == "preact":
-            feat = resnet_preact_trunk(data, v.depth, v.prefix)
-        else:
-            feat = resnet_v1_trunk(data, v.depth, v.prefix, v.deformable_groups)
-        return self._head(feat, data, v.head_prefix)
+            return resnet_preact_trunk(data, v.depth, v.prefix, self.deformable_op)
+        return resnet_v1_trunk(data, v.depth, v.prefix, v.deformable_groups,
+                               self.deformable_op)
 
     def _correction(self, inputs, num_filter):
         """The fusion layer `correction`: 1x1 conv over the concatenated inputs."""
@@ -101,10 +122,27 @@ class AccelNetwork:
             return self._head(warped, data)
         if fusion == "feature":
             if cur_feat is None:
-                cur_feat = reference_features(data)
+                cur_feat = self._reference_features(data)
             return self._head(self._correction([warped, cur_feat], 2048), data)
+        update = self._update_features(data)
+        if self.fast:
+            return self._fuse_low_resolution(warped, update)
         dff_scores = self._head(warped, data)
-        return self._correction([dff_scores, self._update_scores(data)], self.num_classes)
+        update_scores = self._head(update, data, self.version.head_prefix)
+        return self._correction([dff_scores, update_scores], self.num_classes)
+
+    def _fuse_low_resolution(self, warped, update):
+        """correction(up(a), up(b)) = up(correction_without_bias(a, b)) + bias, because the
+        1x1 fusion and the fixed upsampling are linear and the kernel is shared."""
+        n = self.num_classes
+        low = mx.sym.Convolution(
+            data=mx.sym.concat(segmentation_scores(warped, n),
+                               segmentation_scores(update, n, self.version.head_prefix), dim=1),
+            name="correction_lowres", num_filter=n, kernel=(1, 1), no_bias=True,
+            weight=mx.sym.Variable("corr_weight"))
+        up = upsample_separable(low, n, "correction_upsampled")
+        bias = mx.sym.reshape(mx.sym.Variable("corr_bias", shape=(n,)), shape=(1, n, 1, 1))
+        return mx.sym.broadcast_add(up, bias, name="correction")
 
     # -- graphs -------------------------------------------------------------------------
     def key_test(self) -> mx.sym.Symbol:
@@ -114,7 +152,7 @@ class AccelNetwork:
         croped_score.
         """
         data = mx.sym.Variable("data")
-        feat = reference_features(data)
+        feat = self._reference_features(data)
         return mx.sym.Group([mx.sym.Variable("data_key"), mx.sym.Variable("feat_key"),
                              feat, self._head(feat, data)])
 
@@ -139,6 +177,9 @@ class AccelNetwork:
         into the labelled frame; all K-1 flows run as one batch.
         Outputs: softmax, data_ref, eq_flag (the latter two passed through, as the original).
         """
+        if self.fast:
+            raise ValueError("the fast path is for inference only; build the training graph "
+                             "with fast=False")
         k = key_interval or self.version.key_interval
         if k < 2:
             raise ValueError("KEY_INTERVAL must be >= 2 for training, got %d" % k)

@@ -14,6 +14,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
+from accel.symbols.layers import UPSAMPLE_COLS, UPSAMPLE_ROWS
 from accel.utils.checkpoint import check_params
 
 logger = logging.getLogger(__name__)
@@ -94,18 +95,34 @@ class VideoSegmenter:
     interval: keyframe interval; 1 = the reference DeepLab-101 on every frame.
     panels: also return the warped branch (DFF) and update-branch class maps of non-key
         frames, for side-by-side pictures.
+    fast: use the fast CPU graphs (`AccelNetwork(fast=True)`) when the checkpoint allows it
+        (every upsampling kernel the same separable filter); otherwise fall back, logged.
     """
 
     def __init__(self, network, arg_params, aux_params, interval: int = 5,
-                 ctx: Optional[mx.Context] = None, panels: bool = False, source: str = ""):
+                 ctx: Optional[mx.Context] = None, panels: bool = False, source: str = "",
+                 fast: bool = False):
         if int(interval) < 1:
             raise ValueError("keyframe interval must be >= 1, got %r" % (interval,))
-        self.network = network
         self.interval = int(interval)
         self.ctx = ctx or mx.cpu()
         self.panels = panels
         self.source = source
         self.args, self.aux = share_params(arg_params, aux_params, self.ctx)
+        self.upsample_filter = None
+        if fast:
+            if self.ctx.device_type != "cpu":
+                raise ValueError("the fast path runs on the CPU; use fast=False on %s" % self.ctx)
+            if panels:
+                raise ValueError("panels need the reference graphs' per-branch scores; "
+                                 "use fast=False with panels")
+            self.upsample_filter = separable_upsampling_filter(self.args)
+            if self.upsample_filter is None:
+                logger.warning("fast path disabled: the checkpoint's upsampling kernels are "
+                               "not one shared separable filter")
+        self.fast = self.upsample_filter is not None
+        network = network.variant(fast=self.fast)
+        self.network = network
         v = network.version
         self.fused_name = ("correction_output" if v.fusion == "score"
                            else "croped_score_output")
@@ -127,8 +144,14 @@ class VideoSegmenter:
         if self._shape is not None:
             logger.info("frame shape changed from %s to %s: rebinding", self._shape, shape)
         key_inputs = {"data": shape}
-        feat_shape = tuple(self.key_sym.infer_shape(**key_inputs)[1][0])
+        feat_shape = tuple(self.key_sym.get_internals()["res5c_relu_output"].infer_shape(
+            data=shape)[1][0])
         cur_inputs = {"data": shape, "data_key": shape, "feat_key": feat_shape}
+        if self.fast:
+            extra = {UPSAMPLE_ROWS: (self.network.num_classes, shape[2], feat_shape[2]),
+                     UPSAMPLE_COLS: (feat_shape[3], shape[3])}
+            key_inputs.update(extra)
+            cur_inputs.update(extra)
         try:
             _, out_shapes, _ = self.cur_sym.infer_shape(**cur_inputs)
         except mx.base.MXNetError as err:
@@ -144,6 +167,12 @@ class VideoSegmenter:
         self._key = BoundGraph(self.key_sym, key_inputs, self.args, self.aux, self.ctx)
         self._cur = BoundGraph(self.cur_sym, cur_inputs, self.args, self.aux, self.ctx)
         self._shape = shape
+        if self.fast:
+            rows, cols = upsampling_matrices(self.upsample_filter, self.network.num_classes,
+                                             shape[2:], feat_shape[2:])
+            for graph in (self._key, self._cur):
+                graph.set_input(UPSAMPLE_ROWS, rows)
+                graph.set_input(UPSAMPLE_COLS, cols)
 
     def reset(self) -> None:
         """Start a new sequence: the next frame is a keyframe."""
@@ -178,6 +207,45 @@ class VideoSegmenter:
         self._cur.set_input("feat_key", feat)
         self.index += 1
         return FrameResult(pred_np, is_key, network_s, extras)
+
+
+def separable_upsampling_filter(arg_params: Mapping[str, mx.nd.NDArray]) -> Optional[np.ndarray]:
+    """The 1-D filter k if every `*upsampling_weight` (the heads' fixed x16 kernels, not the
+    learned `feat_upsampling`) is outer(k, k) for every class, else None."""
+    kernels = [v.asnumpy() for k, v in arg_params.items()
+               if k.endswith("upsampling_weight") and not k.endswith("feat_upsampling_weight")]
+    if not kernels:
+        return None
+    first = kernels[0][0, 0].astype(np.float64)
+    total = first.sum()
+    if total <= 0:
+        return None
+    k1 = first.sum(axis=1) / np.sqrt(total)
+    if not np.allclose(np.outer(k1, k1), first, rtol=0, atol=1e-7):
+        return None
+    if any(not np.array_equal(kern, np.broadcast_to(kernels[0][0, 0], kern.shape))
+           for kern in kernels):
+        return None
+    return k1.astype(np.float32)
+
+
+def upsampling_matrices(k1: np.ndarray, num_classes: int, out_hw: Tuple[int, int],
+                        in_hw: Tuple[int, int], stride: int = 16, offset: int = 8
+                        ) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows (num_classes, H, h) and columns (w, W) such that R @ s @ C equals the grouped
+    Deconvolution(kernel=len(k1), stride) of s cropped at (offset, offset) to (H, W)."""
+
+    def matrix(n_out, n_in):
+        a = np.zeros((n_out, n_in), np.float32)
+        for i in range(n_in):
+            for y in range(max(0, stride * i - offset),
+                           min(n_out, stride * i - offset + len(k1))):
+                a[y, i] = k1[y + offset - stride * i]
+        return a
+
+    rows = matrix(out_hw[0], in_hw[0])
+    return (np.ascontiguousarray(np.broadcast_to(rows, (num_classes,) + rows.shape)),
+            np.ascontiguousarray(matrix(out_hw[1], in_hw[1]).T))
 
 
 def _stride_hint(shape: Shape, err) -> str:

@@ -34,17 +34,24 @@ def conv(data: mx.sym.Symbol, name: str, num_filter: int, kernel: int = 1, strid
 
 def deformable_conv(data: mx.sym.Symbol, name: str, num_filter: int, dilate: int,
                     num_deformable_group: int, offset_dilate: int,
-                    stride: int = 1) -> mx.sym.Symbol:
+                    stride: int = 1, op: str = "builtin") -> mx.sym.Symbol:
     """3x3 deformable convolution whose offsets come from a plain 3x3 conv `<name>_offset`.
 
     The offset conv has 2 * 9 * num_deformable_group channels and a bias. Its dilation is
     not always the deformable conv's: the reference ResNet-101 predicts offsets with an
     undilated 3x3 conv, the update branches with the dilated one (both keep the grid).
+    op: 'builtin' (MXNet's operator) or 'fast' (our CPU inference kernel, same result).
     """
     offset = mx.sym.Convolution(data=data, name=name + "_offset",
                                 num_filter=18 * num_deformable_group, kernel=(3, 3),
                                 stride=(stride, stride), pad=(offset_dilate, offset_dilate),
                                 dilate=(offset_dilate, offset_dilate))
+    if op == "fast":
+        from accel.operators.deformable import deformable_conv_fast
+        return deformable_conv_fast(data, offset, mx.sym.Variable(name + "_weight"), name,
+                                    num_filter, stride, dilate, dilate)
+    if op != "builtin":
+        raise ValueError("unknown deformable op %r: expected 'builtin' or 'fast'" % (op,))
     return mx.contrib.sym.DeformableConvolution(
         data=data, offset=offset, name=name, num_filter=num_filter, kernel=(3, 3),
         stride=(stride, stride), pad=(dilate, dilate), dilate=(dilate, dilate),
@@ -65,29 +72,57 @@ def bilinear_kernel(num_classes: int, kernel: int = 32) -> np.ndarray:
     return np.tile(filt[None, None], (num_classes, 1, 1, 1))
 
 
-def segmentation_head(feat: mx.sym.Symbol, data: mx.sym.Symbol, num_classes: int,
-                      prefix: str = "") -> mx.sym.Symbol:
-    """DeepLab head on stride-16 features: `fc6` 1x1 -> 1024 + ReLU, `score` 1x1, fixed
-    bilinear `upsampling` x16 (grouped Deconvolution, no bias, lr_mult 0), then
-    `croped_score` = Crop at offset (8, 8) back to the size of `data`.
-
-    `prefix` names the copy: '' for the reference head, '18_' for Accel-18's own head,
-    'curr_' for Accel-50's.
-    """
+def segmentation_scores(feat: mx.sym.Symbol, num_classes: int, prefix: str = "") -> mx.sym.Symbol:
+    """DeepLab scores at stride 16: `fc6` 1x1 -> 1024 + ReLU, then `score` 1x1."""
     fc6 = mx.sym.Convolution(
         data=feat, name=prefix + "fc6", num_filter=1024, kernel=(1, 1), pad=(0, 0),
         weight=mx.sym.Variable(prefix + "fc6_weight", lr_mult=1.0),
         bias=mx.sym.Variable(prefix + "fc6_bias", lr_mult=2.0))
     relu_fc6 = mx.sym.Activation(data=fc6, act_type="relu", name=prefix + "fc6_relu")
-    score = mx.sym.Convolution(
+    return mx.sym.Convolution(
         data=relu_fc6, name=prefix + "score", num_filter=num_classes, kernel=(1, 1),
         pad=(0, 0), weight=mx.sym.Variable(prefix + "score_weight", lr_mult=1.0),
         bias=mx.sym.Variable(prefix + "score_bias", lr_mult=2.0))
+
+
+def upsample_scores(score: mx.sym.Symbol, data: mx.sym.Symbol, num_classes: int,
+                    prefix: str = "") -> mx.sym.Symbol:
+    """Fixed bilinear `upsampling` x16 (grouped Deconvolution, no bias, lr_mult 0), then
+    `croped_score` = Crop at offset (8, 8) back to the size of `data`."""
     upsampling = mx.sym.Deconvolution(
         data=score, name=prefix + "upsampling", num_filter=num_classes, kernel=(32, 32),
         stride=(16, 16), num_group=num_classes, no_bias=True,
         weight=mx.sym.Variable(prefix + "upsampling_weight", lr_mult=0.0))
     return mx.sym.Crop(upsampling, data, offset=(8, 8), name=prefix + "croped_score")
+
+
+def segmentation_head(feat: mx.sym.Symbol, data: mx.sym.Symbol, num_classes: int,
+                      prefix: str = "") -> mx.sym.Symbol:
+    """The DeepLab head on stride-16 features, cropped to the size of `data`.
+
+    `prefix` names the copy: '' for the reference head, '18_' for Accel-18's own head,
+    'curr_' for Accel-50's.
+    """
+    return upsample_scores(segmentation_scores(feat, num_classes, prefix), data, num_classes,
+                           prefix)
+
+
+# Inputs of the fast path's separable upsampling (not parameters: derived from the fixed
+# kernel and the frame size by accel.core.inference).
+UPSAMPLE_ROWS, UPSAMPLE_COLS = "_upsample_rows", "_upsample_cols"
+
+
+def upsample_separable(score: mx.sym.Symbol, num_classes: int, name: str) -> mx.sym.Symbol:
+    """`upsample_scores` for a kernel that is the same separable filter k for every class:
+    out_c = R @ score_c @ C with R = `_upsample_rows` (num_classes, H, h) and
+    C = `_upsample_cols` (w, W) holding k shifted by the stride and the crop offset.
+    Two small matrix products instead of a 32x32 transposed convolution (same result up to
+    float rounding)."""
+    rows, cols = mx.sym.Variable(UPSAMPLE_ROWS), mx.sym.Variable(UPSAMPLE_COLS)
+    x = mx.sym.reshape(mx.sym.reshape(score, shape=(-3, -2)), shape=(-3, 0))  # (C*h, w)
+    x = mx.sym.dot(x, cols)                                          # (C*h, W)
+    x = mx.sym.reshape(x, shape=(-4, num_classes, -1, 0))            # (C, h, W)
+    return mx.sym.expand_dims(mx.sym.batch_dot(rows, x), axis=0, name=name)
 
 
 def segmentation_loss(score: mx.sym.Symbol, label: mx.sym.Symbol,

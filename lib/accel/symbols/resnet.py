@@ -37,7 +37,7 @@ def _shortcut(data, res: str, bn: str, num_filter: int, stride: int, project: bo
 
 
 def _bottleneck(data, prefix: str, unit: str, num_filter: int, stride: int, dilate: int,
-                project: bool, deformable_groups: Optional[int]):
+                project: bool, deformable_groups: Optional[int], deformable_op: str):
     """One Caffe ResNet-v1 bottleneck unit; returns its `res<unit>_relu` output."""
     res, bn = prefix + "res" + unit, prefix + "bn" + unit
     shortcut = _shortcut(data, res, bn, num_filter, stride, project)
@@ -47,7 +47,8 @@ def _bottleneck(data, prefix: str, unit: str, num_filter: int, stride: int, dila
     if deformable_groups:
         # Offsets: undilated conv for the 1-group reference net, dilated for 4-group nets.
         x = deformable_conv(x, res + "_branch2b", mid, dilate, deformable_groups,
-                            offset_dilate=1 if deformable_groups == 1 else dilate)
+                            offset_dilate=1 if deformable_groups == 1 else dilate,
+                            op=deformable_op)
     else:
         x = conv(x, res + "_branch2b", mid, 3, 1, pad=dilate, dilate=dilate)
     x = frozen_bn(x, bn + "_branch2b")
@@ -57,11 +58,13 @@ def _bottleneck(data, prefix: str, unit: str, num_filter: int, stride: int, dila
 
 
 def resnet_v1_trunk(data: mx.sym.Symbol, depth: int = 101, prefix: str = "",
-                    deformable_groups: Optional[int] = 1) -> mx.sym.Symbol:
+                    deformable_groups: Optional[int] = 1,
+                    deformable_op: str = "builtin") -> mx.sym.Symbol:
     """Caffe ResNet-v1-`depth` up to `res5c_relu` (2048 channels, stride 16).
 
     deformable_groups: None for plain dilated res5 (frame-by-frame DeepLab), else the
     number of deformable groups of res5's 3x3 convs (1 for the reference, 4 for Accel-50).
+    deformable_op: 'builtin' or 'fast' (see accel.symbols.layers.deformable_conv).
     """
     x = conv(data, prefix + "conv1", 64, 7, 2, pad=3)
     x = frozen_bn(x, prefix + "bn_conv1")
@@ -75,7 +78,8 @@ def resnet_v1_trunk(data: mx.sym.Symbol, depth: int = 101, prefix: str = "",
             stride = 2 if (j == 0 and stage in (3, 4)) else 1
             dilate = 2 if stage == 5 else 1
             x = _bottleneck(x, prefix, unit, widths[i], stride, dilate, project=(j == 0),
-                            deformable_groups=deformable_groups if stage == 5 else None)
+                            deformable_groups=deformable_groups if stage == 5 else None,
+                            deformable_op=deformable_op)
     return x
 
 
@@ -92,7 +96,7 @@ def _preact_unit(data, name: str, num_filter: int, stride: int, dim_match: bool)
 
 
 def _basic_post_unit(data, prefix: str, unit: str, num_filter: int, stride: int,
-                     project: bool, dilate: int, deformable_groups: int):
+                     project: bool, dilate: int, deformable_groups: int, deformable_op: str):
     """Post-activation basic unit of the 18/34 conv5: 3x3 (stride) then deformable 3x3."""
     res, bn = prefix + "res" + unit, prefix + "bn" + unit
     shortcut = _shortcut(data, res, bn, num_filter, stride, project)
@@ -100,12 +104,13 @@ def _basic_post_unit(data, prefix: str, unit: str, num_filter: int, stride: int,
                   bn + "_branch2a")
     x = mx.sym.Activation(x, act_type="relu", name=res + "_branch2a_relu")
     x = deformable_conv(x, res + "_branch2b", num_filter, dilate, deformable_groups,
-                        offset_dilate=dilate)
+                        offset_dilate=dilate, op=deformable_op)
     x = frozen_bn(x, bn + "_branch2b")
     return mx.sym.Activation(shortcut + x, act_type="relu", name=res + "_relu")
 
 
-def resnet_preact_trunk(data: mx.sym.Symbol, depth: int, prefix: str) -> mx.sym.Symbol:
+def resnet_preact_trunk(data: mx.sym.Symbol, depth: int, prefix: str,
+                        deformable_op: str = "builtin") -> mx.sym.Symbol:
     """Accel-18/34 update trunk: zoo ResNet stages 1-3, deformable conv5 at stride 32,
     then `<prefix>feat_upsampling` (learned Deconvolution x2) to 2048 channels at stride 16.
     """
@@ -122,7 +127,8 @@ def resnet_preact_trunk(data: mx.sym.Symbol, depth: int, prefix: str) -> mx.sym.
                              dim_match=(j > 0))
     for j, unit in enumerate(("5a", "5b", "5c")[:_conv5_units(depth)]):
         x = _basic_post_unit(x, prefix, unit, 512, stride=2 if j == 0 else 1,
-                             project=(j == 0), dilate=2, deformable_groups=4)
+                             project=(j == 0), dilate=2, deformable_groups=4,
+                             deformable_op=deformable_op)
     return mx.sym.Deconvolution(x, name=prefix + "feat_upsampling", num_filter=2048,
                                 kernel=(4, 4), stride=(2, 2), pad=(1, 1), no_bias=True)
 
