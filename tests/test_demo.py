@@ -1,0 +1,188 @@
+"""The demos end to end on the bundled CamVid clip with checkpoints made here: every
+version, outputs readable, a video round trip, the table script, and clear errors."""
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import cv2
+import mxnet as mx
+import pytest
+import yaml
+
+from accel.config import config_to_dict, load_config
+from accel.core.initializer import initialize_missing
+from accel.core.trainer import checkpoint_prefix
+from accel.utils.checkpoint import CheckpointError, save_checkpoint
+from accel.utils.visualize import Mp4Writer, count_video_frames
+from deeplab import demo as deeplab_demo
+from deeplab.symbol import deeplab_resnet_v1_101
+from dff_deeplab import demo
+from dff_deeplab.symbol import AccelNetwork
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data" / "camvid"
+SHAPE = (1, 3, 64, 96)           # SCALES 64 x 96: 64x85 frames padded to 64x96 (stride 32)
+SMALL = ["--scales", "64", "96", "--stride", "32", "--cpu"]
+CLASSES = 11
+
+
+def _accel_checkpoint(prefix, version):
+    net = AccelNetwork(version, CLASSES)
+    key = net.key_test()
+    feat = key.get_internals()["res5c_relu_output"].infer_shape(data=SHAPE)[1][0]
+    args, aux = initialize_missing(mx.sym.Group([key, net.cur_test()]),
+                                   {"data": SHAPE, "data_key": SHAPE, "feat_key": feat}, {}, {})
+    save_checkpoint(prefix, 0, args, aux)
+    return prefix
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Checkpoints of Accel-18/34/50/101 (DFF uses Accel-18's) and DeepLab-101."""
+    folder = tmp_path_factory.mktemp("model")
+    prefixes = {v: _accel_checkpoint(str(folder / f"accel-{v}"), v) for v in ("18", "34", "50",
+                                                                                "101")}
+    prefixes["dff"] = prefixes["18"]
+    sym = deeplab_resnet_v1_101(CLASSES)
+    args, aux = initialize_missing(sym, {"data": SHAPE, "softmax_label": SHAPE[:1] + SHAPE[2:]},
+                                   {}, {})
+    args.pop("softmax_label", None)
+    save_checkpoint(str(folder / "deeplab-101"), 0, args, aux)
+    prefixes["deeplab"] = str(folder / "deeplab-101")
+    return prefixes
+
+
+def _check_outputs(out, res, labelled, panels=True):
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["mIoU"] == pytest.approx(res["mIoU"])
+    maps = sorted((out / "maps").iterdir())
+    assert len(maps) == labelled
+    assert cv2.imread(str(maps[0])).shape == (64, 85, 3)
+    if panels:
+        assert len(list((out / "panels").iterdir())) == labelled
+        assert cv2.imread(str(next((out / "panels").iterdir()))) is not None
+    assert count_video_frames(str(out / "video.mp4")) == labelled
+    assert "network, keyframes" in (out / "timing.md").read_text()
+    assert "| **all** |" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize("version", ["dff", "18", "34", "50", "101"])
+def test_demo_runs_every_version(models, tmp_path, version):
+    out = tmp_path / "out"
+    res = demo.main(["-v", version, "-i", "3", "-e", "4", "--model", models[version],
+                     "--panels", "--output", str(out)] + SMALL)
+    assert res["method"] == demo.METHOD_NAMES[version]
+    assert 0 <= res["mIoU"] <= 1 and res["frames"] == 4
+    assert sorted(res["by_distance"]) == [0, 1, 2]   # snippets clamped at the clip's start
+    net = res["timing"]["network"]
+    assert net["key"]["frames"] > 0 and net["non_key"]["frames"] > 0
+    for part in (net["all"], net["key"], net["non_key"], res["timing"]["load"]):
+        assert part["mean"] > 0 and part["p99"] >= part["p50"] > 0
+    _check_outputs(out, res, labelled=4)
+
+
+def test_interval_one_is_deeplab_frame_by_frame_and_avg_covers_offsets(models, tmp_path):
+    res = demo.main(["-i", "1", "-e", "3", "--model", models["18"], "--output",
+                     str(tmp_path / "i1")] + SMALL)
+    assert res["method"] == "DeepLab-101"
+    assert res["timing"]["network"]["non_key"]["frames"] == 0
+    avg = demo.main(["-v", "dff", "-i", "3", "--avg", "-e", "0", "--model", models["dff"],
+                     "--no-video", "--output", str(tmp_path / "avg")] + SMALL)
+    assert avg["protocol"] == "average over offsets"
+    assert [avg["by_distance"][d]["frames"] for d in range(3)] == [12, 11, 10]
+    assert not (tmp_path / "avg" / "video.mp4").exists()
+
+
+def test_cfg_selects_the_training_runs_checkpoint(models, tmp_path):
+    cfg = config_to_dict(load_config(str(ROOT / demo.SAMPLE_CFG)))
+    cfg["output_path"] = str(tmp_path / "output")
+    cfg["SCALES"] = [[64, 96]]
+    cfg["dataset"]["dataset_path"] = str(SAMPLE)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    loaded = load_config(str(path))
+    prefix = checkpoint_prefix(loaded, str(path))
+    os.makedirs(os.path.dirname(prefix))
+    os.symlink(models["18"] + "-0000.params", "%s-%04d.params" % (prefix, loaded.TEST.test_epoch))
+    res = demo.main(["--cfg", str(path), "-e", "2", "--cpu", "--output", str(tmp_path / "o")])
+    assert res["interval"] == loaded.TEST.KEY_INTERVAL and res["version"] == "18"
+    assert res["model"] == "%s-%04d.params" % (prefix, loaded.TEST.test_epoch)
+    assert res["scales"] == [64, 96]
+
+
+def test_video_file_round_trips(models, tmp_path):
+    frames = sorted((SAMPLE / "val").glob("*.png"))
+    clip = tmp_path / "clip.mp4"
+    with Mp4Writer(str(clip), fps=15) as writer:
+        for p in frames:
+            writer.write(cv2.imread(str(p)))
+    out = tmp_path / "seg"
+    res = demo.main(["-v", "18", "-i", "4", "--video", str(clip), "--model", models["18"],
+                     "--panels", "--consistency",
+                     "--output", str(out)] + SMALL)
+    assert res["frames"] == len(frames)
+    assert count_video_frames(str(out / "video.mp4")) == len(frames)
+    assert res["timing"]["network"]["key"]["frames"] == 2   # keys 0, 4, 8; frame 0 warm-up
+    assert res["consistency"]["pairs"] == len(frames) - 1
+    assert len(list((out / "panels").iterdir())) == len(frames)
+    assert not (out / "maps").exists()
+    folder = demo.main(["-i", "2", "--video", str(SAMPLE / "val"), "-e", "5", "--model",
+                        models["18"], "--output", str(tmp_path / "folder")] + SMALL)
+    assert folder["frames"] == 5
+
+
+def test_deeplab_demo_runs_frame_by_frame(models, tmp_path):
+    res = deeplab_demo.main(["--model", models["deeplab"], "-e", "3", "--panels", "--output",
+                             str(tmp_path / "dl")] + SMALL)
+    assert res["method"] == deeplab_demo.METHOD and res["frames"] == 3
+    _check_outputs(tmp_path / "dl", res, labelled=3)
+
+
+def test_bad_input_is_a_clear_error(models, tmp_path):
+    with pytest.raises(CheckpointError) as err:
+        demo.main(["--model", str(tmp_path / "nothing"), "--epoch", "3"] + SMALL)
+    assert "nothing-0003.params" in str(err.value) and "--model" in str(err.value)
+    with pytest.raises(CheckpointError, match="Google Drive"):
+        demo.main(["--dataset", "cityscapes", "-v", "34", "--data-root", str(tmp_path)] + SMALL)
+    with pytest.raises(ValueError, match="interval must be >= 1"):
+        demo.main(["-i", "0", "--model", models["18"], "--output", str(tmp_path / "i0")] + SMALL)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 1000)
+    with pytest.raises(ValueError, match="unreadable"):
+        demo.main(["--video", str(broken), "--model", models["18"],
+                   "--output", str(tmp_path / "b")] + SMALL)
+    # A model trained for another class count names the mismatch.
+    with pytest.raises(CheckpointError, match="does not fit Accel version 18 with 19 classes"):
+        demo.main(["--dataset", "cityscapes", "--model", models["18"], "--output",
+                   str(tmp_path / "c"), "--video", str(SAMPLE / "val"), "-e", "1"] + SMALL)
+
+
+def _load_script(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_table_script_writes_the_readme_table(models, tmp_path):
+    reproduce_tables = _load_script(ROOT / "experiments" / "dff_deeplab" / "reproduce_tables.py")
+    out = tmp_path / "tables"
+    argv = ["--intervals", "1", "2", "-e", "4", "--output", str(out)] + SMALL
+    for v in ("dff", "18", "34", "50", "101"):
+        argv += ["--model", f"{v}={models[v]}"]
+    res = reproduce_tables.main(argv)
+    methods = [(r["method"], r["interval"]) for r in res["runs"]]
+    assert ("DeepLab-101", 1) in methods and len(methods) == 6
+    table = (out / "tables.md").read_text()
+    for row in ("Deep Feature Flow", "Accel-18", "Accel-34", "Accel-50",
+                "Frame-by-frame baseline", "Accel-101"):
+        assert f"| {row} |" in table
+    saved = json.loads((out / "tables.json").read_text())
+    assert len(saved["runs"]) == 6 and all(r["time_per_frame"] > 0 for r in saved["runs"])
+    for name in ("miou_vs_interval.png", "miou_vs_time.png"):
+        assert cv2.imread(str(out / name)) is not None
+    with pytest.raises(FileNotFoundError, match="accel-34-0000.params"):
+        reproduce_tables.main(["--versions", "34", "--output", str(out)] + SMALL)
