@@ -1,0 +1,282 @@
+"""Per-frame cost of DeepLab-101, DFF and Accel-18/34/50/101 on this machine, two paths.
+
+    python experiments/benchmark.py                       # 512x1024, interval 5
+    python experiments/benchmark.py --size 1024 2048 --versions 18 --rss
+
+Paths, measured in one process, frame by frame alternating so that machine noise hits both:
+* reference: the official graphs, each frame's host work as the original demo did it
+  (fresh input array, full score map copied to the host, argmax in NumPy);
+* fast: `VideoSegmenter(fast=True)`: inputs copied in place, argmax before the copy, our CPU
+  deformable convolution, separable upsampling and score fusion at stride 16.
+Weights are random (timing does not depend on them) with the fixed bilinear upsampling
+kernels of the released models; frames are real CamVid frames from sample_data/ resized.
+Prints a Markdown table and writes JSON (--json). Per-sub-network times come from the same
+building blocks bound alone. --rss measures peak resident memory per version and path, each
+in a fresh child process.
+"""
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+
+from accel.core.inference import VideoSegmenter
+from accel.core.initializer import initialize_missing
+from accel.symbols.flownet import flownet_s, warp
+from accel.symbols.layers import segmentation_head, segmentation_scores
+from accel.utils.image import image_to_tensor, read_image, resize_image
+from deeplab.symbol import deeplab_resnet_v1_101
+from dff_deeplab.symbol import AccelNetwork, reference_features
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data" / "camvid" / "val"
+PIXEL_MEANS_BGR = (103.06, 115.90, 123.15)
+VERSIONS = ("deeplab", "dff", "18", "34", "50", "101")
+WARMUP = 2
+
+
+def frames(size, count):
+    """`count` real consecutive frames resized to `size`, preprocessed (1, 3, H, W)."""
+    paths = sorted(SAMPLE.glob("*.png"))
+    if not paths:
+        raise FileNotFoundError("no frames in %s" % SAMPLE)
+    return [image_to_tensor(resize_image(read_image(str(paths[i % len(paths)])), tuple(size)),
+                            PIXEL_MEANS_BGR) for i in range(count)]
+
+
+def random_params(network, shape, seed=0):
+    """Initial values (He-normal, bilinear upsampling) for both graphs of a network."""
+    feat = network.key_test().get_internals()["res5c_relu_output"].infer_shape(
+        data=shape)[1][0]
+    inputs = {"data": shape, "data_key": shape, "feat_key": feat}
+    args, aux = {}, {}
+    for sym in (network.key_test(), network.cur_test()):
+        args, aux = initialize_missing(sym, {k: v for k, v in inputs.items()
+                                             if k in sym.list_arguments()}, args, aux, seed)
+    return args, aux
+
+
+def stats(times):
+    """mean, p50, p99, max in milliseconds."""
+    if not times:
+        return None
+    t = np.asarray(times) * 1000.0
+    return {"mean": float(t.mean()), "p50": float(np.percentile(t, 50)),
+            "p99": float(np.percentile(t, 99)), "max": float(t.max()), "n": int(t.size)}
+
+
+def network_for(version):
+    """(AccelNetwork, interval override) for a benchmark row; 'deeplab' = key net every frame."""
+    if version == "deeplab":
+        return AccelNetwork("18"), 1
+    return AccelNetwork(version), None
+
+
+def time_versions(versions, size, interval, num_frames):
+    """Per-frame times of every version on both paths, frames interleaved between paths."""
+    shape = (1, 3) + tuple(size)
+    clip = frames(size, num_frames + WARMUP)
+    results = {}
+    for version in versions:
+        network, fixed_interval = network_for(version)
+        k = fixed_interval or interval
+        args, aux = random_params(network, shape)
+        segs = {"reference": VideoSegmenter(network, args, aux, k, original_io=True),
+                "fast": VideoSegmenter(network, args, aux, k, fast=True)}
+        times = {p: {"key": [], "nonkey": [], "all": []} for p in segs}
+        for i, frame in enumerate(clip):
+            for path, seg in segs.items():
+                r = seg.step(frame)
+                if i >= WARMUP:
+                    times[path]["key" if r.is_key else "nonkey"].append(r.network_s)
+                    times[path]["all"].append(r.network_s)
+        results[version] = {p: {kind: stats(v) for kind, v in t.items()} for p, t in times.items()}
+        results[version]["interval"] = k
+        logging.info("%s: reference %.0f ms, fast %.0f ms per frame", version,
+                     results[version]["reference"]["all"]["mean"],
+                     results[version]["fast"]["all"]["mean"])
+        del segs, args, aux
+    return results
+
+
+def _bound_time(sym, inputs, seed=0, repeat=3):
+    """Median forward time (ms) of a symbol with random inputs and initial parameters."""
+    args, aux = initialize_missing(sym, inputs, {}, {}, seed)
+    rng = np.random.default_rng(seed)
+    for name, shape in inputs.items():
+        args[name] = mx.nd.array(rng.standard_normal(shape).astype(np.float32))
+    exe = sym.bind(mx.cpu(), args, aux_states=aux, grad_req="null")
+    exe.forward(is_train=False)[0].wait_to_read()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        exe.forward(is_train=False)[0].wait_to_read()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000.0)
+
+
+def time_parts(size):
+    """Each building block alone (ms), reference and fast where they differ."""
+    shape = (1, 3) + tuple(size)
+    data, data_key = mx.sym.Variable("data"), mx.sym.Variable("data_key")
+    feat_var, flow_var = mx.sym.Variable("feat"), mx.sym.Variable("flow")
+    fh, fw = AccelNetwork("18").key_test().get_internals()["res5c_relu_output"].infer_shape(
+        data=shape)[1][0][2:]
+    feat_shape, flow_shape = (1, 2048, fh, fw), (1, 2, fh, fw)
+    parts = {}
+    parts["reference trunk (deformable res5)"] = {
+        p: _bound_time(reference_features(data, op), {"data": shape})
+        for p, op in (("reference", "builtin"), ("fast", "fast"))}
+    plain = deeplab_resnet_v1_101(19).get_internals()["res5c_relu_output"]
+    parts["plain-dilated trunk (twin)"] = {"reference": _bound_time(plain, {"data": shape})}
+    parts["flow (FlowNetS)"] = {"reference": _bound_time(flownet_s(data, data_key),
+                                                         {"data": shape, "data_key": shape})}
+    parts["warp"] = {p: _bound_time(warp(feat_var, flow_var, op=op),
+                                    {"feat": feat_shape, "flow": flow_shape})
+                     for p, op in (("reference", "builtin"), ("fused", "fused"))}
+    for version in ("18", "34", "50"):
+        net = AccelNetwork(version)
+        parts["update branch %s (trunk)" % version] = {
+            p: _bound_time(AccelNetwork(version, fast=(p == "fast"))._update_features(data),
+                           {"data": shape}) for p in ("reference", "fast")}
+        del net
+    score_shape = (1, 19, fh, fw)
+    s1, s2 = mx.sym.Variable("s1"), mx.sym.Variable("s2")
+    up = segmentation_head(feat_var, data, 19)
+    parts["head + upsampling (one branch)"] = {
+        "reference": _bound_time(up, {"feat": feat_shape, "data": shape})}
+    parts["head scores only (fc6 + score)"] = {
+        "reference": _bound_time(segmentation_scores(feat_var, 19), {"feat": feat_shape})}
+    fusion = AccelNetwork("18")._correction([s1, s2], 19)
+    parts["fusion (correction) at full resolution"] = {
+        "reference": _bound_time(fusion, {"s1": (1, 19) + tuple(size), "s2": (1, 19) + tuple(size)})}
+    parts["fusion (correction) at stride 16"] = {
+        "fast": _bound_time(fusion, {"s1": score_shape, "s2": score_shape})}
+    return parts
+
+
+def _rss_child(version, path, size, interval, queue):
+    network, fixed = network_for(version)
+    shape = (1, 3) + tuple(size)
+    args, aux = random_params(network, shape)
+    seg = VideoSegmenter(network, args, aux, fixed or interval, fast=(path == "fast"),
+                         original_io=(path == "reference"))
+    del args, aux
+    for frame in frames(size, 3):
+        seg.step(frame)
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+
+
+def peak_rss(versions, size, interval):
+    """Peak resident memory (MiB) of a fresh process running 3 frames, per version/path."""
+    ctx = mp.get_context("spawn")
+    out = {}
+    for version in versions:
+        for path in ("reference", "fast"):
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_rss_child, args=(version, path, size, interval, queue))
+            proc.start()
+            proc.join()
+            out.setdefault(version, {})[path] = queue.get() if proc.exitcode == 0 else None
+    return out
+
+
+def _fmt(s):
+    return "%.0f / %.0f / %.0f / %.0f" % (s["mean"], s["p50"], s["p99"], s["max"]) if s else "-"
+
+
+def markdown(report):
+    """The README table: per-frame times, ratios, parts, memory."""
+    res, size, k = report["versions"], report["size"], report["interval"]
+    lines = ["Per-frame network time (ms: mean / p50 / p99 / max), %dx%d, interval %d, "
+             "%d frames after %d warm-up, %s" % (size[0], size[1], k, report["frames"], WARMUP,
+                                                report["machine"]), "",
+             "| network | path | all frames | keyframes | non-key frames | fast / reference |",
+             "|---|---|---|---|---|---|"]
+    names = {"deeplab": "DeepLab-101 (frame by frame)", "dff": "DFF"}
+    for version, r in res.items():
+        ratio = r["fast"]["all"]["mean"] / r["reference"]["all"]["mean"]
+        for path in ("reference", "fast"):
+            lines.append("| %s | %s | %s | %s | %s | %s |" % (
+                names.get(version, "Accel-" + version), path, _fmt(r[path]["all"]),
+                _fmt(r[path]["key"]), _fmt(r[path]["nonkey"]),
+                "%.2f" % ratio if path == "fast" else ""))
+    lines += ["", "| ratio | reference | fast |", "|---|---|---|"]
+    for name, value in report["ratios"].items():
+        lines.append("| %s | %s | %s |" % (name, *("%.2f" % v if v is not None else "-"
+                                                    for v in value)))
+    if report.get("parts"):
+        lines += ["", "| building block (ms, median of 3) | reference | fast |", "|---|---|---|"]
+        for name, value in report["parts"].items():
+            ref = value.get("reference")
+            fast = value.get("fast", value.get("fused"))
+            lines.append("| %s | %s | %s |" % (name, "%.0f" % ref if ref else "-",
+                                                "%.0f" % fast if fast else "-"))
+    if report.get("peak_rss_mib"):
+        lines += ["", "| peak RSS (MiB), fresh process | reference | fast |", "|---|---|---|"]
+        for version, value in report["peak_rss_mib"].items():
+            lines.append("| %s | %s | %s |" % (names.get(version, "Accel-" + version),
+                                               *("%.0f" % v if v else "-" for v in
+                                                 (value["reference"], value["fast"]))))
+    return "\n".join(lines)
+
+
+def ratios(res):
+    """The targets of the performance issue, for both paths."""
+    out = {}
+    for path_i, path in enumerate(("reference", "fast")):
+        def mean(v):
+            return res[v][path]["all"]["mean"] if v in res else None
+        pairs = {"Accel-18 / DeepLab-101 at the interval": ("18", "deeplab")}
+        for name, (a, b) in pairs.items():
+            value = mean(a) / mean(b) if mean(a) and mean(b) else None
+            out.setdefault(name, [None, None])[path_i] = value
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, nargs=2, default=[512, 1024], metavar=("H", "W"))
+    parser.add_argument("--interval", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=10, help="timed frames per version")
+    parser.add_argument("--versions", nargs="+", default=list(VERSIONS), choices=VERSIONS)
+    parser.add_argument("--no-parts", action="store_true", help="skip the building blocks")
+    parser.add_argument("--rss", action="store_true", help="peak RSS per version (slow)")
+    parser.add_argument("--json", default=None, help="write the report here as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.size[0] % 32 or args.size[1] % 32:
+        parser.error("--size must be multiples of 32 (the flow and feature grids must agree)")
+    report = {"size": args.size, "interval": args.interval, "frames": args.frames,
+              "machine": "%d CPU cores, MXNet %s, OMP_NUM_THREADS=%s" % (
+                  os.cpu_count(), mx.__version__, os.environ.get("OMP_NUM_THREADS", "unset"))}
+    report["versions"] = time_versions(args.versions, args.size, args.interval, args.frames)
+    report["ratios"] = ratios(report["versions"])
+    if not args.no_parts:
+        report["parts"] = time_parts(args.size)
+        p = report["parts"]
+        twin = p["plain-dilated trunk (twin)"]["reference"]
+        report["ratios"]["deformable trunk / plain-dilated twin"] = [
+            p["reference trunk (deformable res5)"]["reference"] / twin,
+            p["reference trunk (deformable res5)"]["fast"] / twin]
+    if args.rss:
+        report["peak_rss_mib"] = peak_rss(args.versions, args.size, args.interval)
+    table = markdown(report)
+    print(table)
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(report, f, indent=1)
+        os.replace(tmp, args.json)
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
