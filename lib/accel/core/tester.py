@@ -544,11 +544,6 @@ def _pct(value: Optional[float]) -> str:
     return "-" if value is None or not math.isfinite(value) else "%.2f" % (100 * value)
 
 
-def by_distance_summary(results: Dict[str, Any]) -> Dict[int, float]:
-    """{distance: mIoU} of an evaluation result."""
-    return {int(d): r["mIoU"] for d, r in results["by_distance"].items()}
-
-
 # --------------------------------------------------------------------------- demo runs
 # What the demos use for a data set when no --cfg says otherwise. CamVid's 360 rows are
 # padded to 384 (stride 32) so the flow network and the ResNet give the same grid.
@@ -817,7 +812,7 @@ def run_cli(main: Callable[[], Any]) -> None:
 
 __all__ = ["BackgroundWorker", "DEMO_DATA", "DEMO_ERRORS", "DemoData", "LoadedFrame", "Prefetcher",
            "TimingRecorder", "WARMUP_FRAMES", "add_data_arguments", "add_demo_arguments", "choose_model", "load_model",
-           "repo_path", "run_cli", "by_distance_summary",
+           "repo_path", "run_cli",
            "default_output_dir", "demo_context", "demo_data", "evaluate_snippets", "json_safe",
            "metrics_table", "open_dataset", "prediction_at", "prepare_frame", "run_demo",
            "segment_video", "select_snippets", "summarize", "timing_table", "write_results",
