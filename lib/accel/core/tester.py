@@ -810,10 +810,10 @@ def run_cli(main: Callable[[], Any]) -> None:
         sys.exit(1)
 
 
-__all__ = ["BackgroundWorker", "DEMO_DATA", "DEMO_ERRORS", "DemoData", "LoadedFrame", "Prefetcher",
-           "TimingRecorder", "WARMUP_FRAMES", "add_data_arguments", "add_demo_arguments", "choose_model", "load_model",
-           "repo_path", "run_cli",
-           "default_output_dir", "demo_context", "demo_data", "evaluate_snippets", "json_safe",
-           "metrics_table", "open_dataset", "prediction_at", "prepare_frame", "run_demo",
+__all__ = ["BackgroundWorker", "DEMO_DATA", "DEMO_ERRORS", "DemoData", "LoadedFrame",
+           "Prefetcher", "TimingRecorder", "WARMUP_FRAMES", "add_data_arguments",
+           "add_demo_arguments", "choose_model", "default_output_dir", "demo_context",
+           "demo_data", "evaluate_snippets", "json_safe", "load_model", "metrics_table",
+           "open_dataset", "prediction_at", "prepare_frame", "repo_path", "run_cli", "run_demo",
            "segment_video", "select_snippets", "summarize", "timing_table", "write_results",
            "write_text"]
