@@ -103,3 +103,11 @@ def assert_matches_fixture(entry, data, outputs):
 def test_outputs_match_oracle_fixture(name):
     entry, data, outputs = run_fixture(name)
     assert_matches_fixture(entry, data, outputs)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MANIFEST["fixtures"] if "cur_test" in n
+                                        or n.endswith("_train")))
+def test_fused_warp_network_matches_oracle_fixture(name):
+    """network.WARP_OP: fused (our single-kernel warp) gives the official outputs too."""
+    entry, data, outputs = run_fixture(name, warp_op="fused")
+    assert_matches_fixture(entry, data, outputs)
