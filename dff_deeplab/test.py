@@ -1,0 +1,38 @@
+"""Evaluate an Accel/DFF checkpoint on the test split with the streaming segmenter."""
+import logging
+from typing import Dict, Optional
+
+from accel.core.inference import VideoSegmenter
+from accel.core.trainer import checkpoint_prefix, contexts, score_snippets, write_json
+from accel.dataset import dataset_from_config
+from accel.utils.checkpoint import load_checkpoint, params_path
+from dff_deeplab.train_end2end import network_from_config
+
+logger = logging.getLogger(__name__)
+
+
+def results_path(cfg, cfg_path: str, epoch: int, interval: int) -> str:
+    """<checkpoint prefix>-%04d_<test split>_interval<K>.json beside the checkpoint."""
+    return "%s-%04d_%s_interval%d.json" % (checkpoint_prefix(cfg, cfg_path), epoch,
+                                          cfg.dataset.test_image_set, interval)
+
+
+def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional[int] = None,
+             cpu: bool = False, avg: bool = False) -> Dict[str, object]:
+    """mIoU of checkpoint `epoch` (default TEST.test_epoch) at keyframe `interval` (default
+    TEST.KEY_INTERVAL), worst-case offset (or all offsets with `avg`); writes the JSON."""
+    epoch = cfg.TEST.test_epoch if epoch is None else epoch
+    interval = interval or cfg.TEST.KEY_INTERVAL
+    prefix = checkpoint_prefix(cfg, cfg_path)
+    arg_params, aux_params = load_checkpoint(prefix, epoch)
+    segmenter = VideoSegmenter(network_from_config(cfg), arg_params, aux_params, interval,
+                               ctx=contexts(cfg, cpu)[0], source=params_path(prefix, epoch))
+    dataset = dataset_from_config(cfg, train=False, key_interval=interval)
+    snippets = dataset.test_snippets(interval, avg=avg)
+    results = score_snippets(segmenter, dataset, snippets)
+    results.update(checkpoint=params_path(prefix, epoch), symbol=cfg.symbol,
+                   test_image_set=cfg.dataset.test_image_set, avg=avg)
+    path = write_json(results_path(cfg, cfg_path, epoch, interval), results)
+    logger.info("%s interval %d on %s: mIoU %.4f, pixel acc %.4f (%s)", cfg.symbol, interval,
+                cfg.dataset.test_image_set, results["mIoU"], results["pixel_acc"], path)
+    return results
