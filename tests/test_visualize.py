@@ -59,7 +59,8 @@ def test_prediction_writer_writes_maps_panels_and_video(tmp_path):
     out = writer.close()
     assert out == {"maps": 2, "panels": 2, "video": str(tmp_path / "video.mp4"),
                    "video_frames": 2}
-    assert (cv2.imread(str(tmp_path / "maps" / "a.png")) == color_labels(pred, CAMVID_PALETTE)).all()
+    saved = cv2.imread(str(tmp_path / "maps" / "a.png"))
+    assert (saved == color_labels(pred, CAMVID_PALETTE)).all()
     panel_a = cv2.imread(str(tmp_path / "panels" / "a.png"))
     panel_b = cv2.imread(str(tmp_path / "panels" / "b.png"))
     # a: input | DFF | update | Accel | ground truth; b has no ground truth tile.

@@ -152,7 +152,8 @@ def markdown(results: Dict[str, Any], main_interval: int) -> str:
     lines = [f"Testing data: {s['dataset']} {s['split']} ({s['protocol']}, "
              f"{s['num_ex'] or 'all'} labelled frames), frames {s['scales']}, "
              f"device {s['device']}, keyframe interval {main_interval}.", "",
-             "| Method | Sub-networks | mIoU (%) | time/frame (s) | paper mIoU | paper time (K80) |",
+             "| Method | Sub-networks | mIoU (%) | time/frame (s) | paper mIoU "
+             "| paper time (K80) |",
              "|---|---|---:|---:|---:|---:|"]
     for name, version, subnets in README_ROWS:
         run = _find(runs, version, main_interval)
