@@ -73,9 +73,10 @@ _C.network.FIXED_PARAMS = []
 # Warping implementation: 'builtin' (GridGenerator + BilinearSampler) or 'fused' (our
 # CuPy/CPU operator with the same numerics). Ours; the original only had 'builtin'.
 _C.network.WARP_OP = "builtin"
-# Parts initialised from scratch when their pretrained file is absent, out of 'flow'
-# (network.pretrained), 'base' (network.pretrained_base), 'ec' (network.pretrained_ec).
-# Empty = every pretrained file is required. Ours; for smoke runs without the weights.
+# Parts started from scratch instead of loaded (never loaded, even if the file exists), out
+# of 'flow' (network.pretrained), 'base' (network.pretrained_base), 'ec'
+# (network.pretrained_ec); for the frame-by-frame DeepLab 'base' is network.pretrained.
+# Empty = every pretrained file is required. Ours; see accel.core.pretrained.
 _C.network.INIT_FROM_SCRATCH = []
 
 _C.dataset = edict()
