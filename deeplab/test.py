@@ -7,7 +7,8 @@ import mxnet as mx
 import numpy as np
 
 from accel.core.inference import BoundGraph, FrameResult, param_shapes
-from accel.core.trainer import checkpoint_prefix, contexts, score_snippets, write_json
+from accel.core.tester import evaluate_snippets, write_results
+from accel.core.trainer import checkpoint_prefix, contexts
 from accel.dataset import dataset_from_config
 from accel.utils.checkpoint import check_params, load_checkpoint, params_path
 from deeplab.symbol import deeplab_resnet_v1_101
@@ -60,10 +61,11 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False
     segmenter = FrameSegmenter(cfg.dataset.NUM_CLASSES, arg_params, aux_params,
                                contexts(cfg, cpu)[0], params_path(prefix, epoch))
     dataset = dataset_from_config(cfg, train=False, key_interval=1)
-    results = score_snippets(segmenter, dataset, dataset.test_snippets(1))
+    results = evaluate_snippets(dataset, dataset.test_snippets(1), segmenter.step,
+                                segmenter.reset, desc="test", interval=1)
     results.update(checkpoint=params_path(prefix, epoch), symbol=cfg.symbol,
                    test_image_set=cfg.dataset.test_image_set)
-    path = write_json(results_path(cfg, cfg_path, epoch), results)
+    path = write_results(results_path(cfg, cfg_path, epoch), results)
     logger.info("%s on %s: mIoU %.4f, pixel acc %.4f (%s)", cfg.symbol,
                 cfg.dataset.test_image_set, results["mIoU"], results["pixel_acc"], path)
     return results

@@ -3,7 +3,8 @@ import logging
 from typing import Dict, Optional
 
 from accel.core.inference import VideoSegmenter
-from accel.core.trainer import checkpoint_prefix, contexts, score_snippets, write_json
+from accel.core.tester import evaluate_snippets, write_results
+from accel.core.trainer import checkpoint_prefix, contexts
 from accel.dataset import dataset_from_config
 from accel.utils.checkpoint import load_checkpoint, params_path
 from dff_deeplab.train_end2end import network_from_config
@@ -29,10 +30,11 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional
                                ctx=contexts(cfg, cpu)[0], source=params_path(prefix, epoch))
     dataset = dataset_from_config(cfg, train=False, key_interval=interval)
     snippets = dataset.test_snippets(interval, avg=avg)
-    results = score_snippets(segmenter, dataset, snippets)
+    results = evaluate_snippets(dataset, snippets, segmenter.step, segmenter.reset,
+                                desc="test", interval=interval)
     results.update(checkpoint=params_path(prefix, epoch), symbol=cfg.symbol,
                    test_image_set=cfg.dataset.test_image_set, avg=avg)
-    path = write_json(results_path(cfg, cfg_path, epoch, interval), results)
+    path = write_results(results_path(cfg, cfg_path, epoch, interval), results)
     logger.info("%s interval %d on %s: mIoU %.4f, pixel acc %.4f (%s)", cfg.symbol, interval,
                 cfg.dataset.test_image_set, results["mIoU"], results["pixel_acc"], path)
     return results

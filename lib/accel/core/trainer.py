@@ -31,15 +31,14 @@ from accel.dataset.loader import PrefetchLoader
 from accel.utils.checkpoint import (CheckpointError, atomic_path, list_checkpoints,
                                     load_checkpoint, load_optimizer_states, params_path,
                                     save_checkpoint, save_optimizer_states, states_path)
-from accel.core.metrics import SegmentationEvaluator
-from accel.utils.image import resize_label, scaled_size
-from accel.utils.logger import ProgressLogger, create_logger, format_seconds, output_dir
+from accel.utils.image import IGNORE_LABEL
+from accel.utils.logger import create_logger, format_seconds, output_dir
 from accel.utils.lr_scheduler import scheduler_from_config
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["checkpoint_prefix", "contexts", "train_state_path", "ShardedSamples", "TrainResult",
-           "fit", "score_snippets", "write_json", "train_test_main"]
+           "fit", "train_test_main"]
 
 Params = Dict[str, mx.nd.NDArray]
 # (input shapes, one batch of inputs) -> (arg_params, aux_params) of every parameter: the
@@ -47,7 +46,6 @@ Params = Dict[str, mx.nd.NDArray]
 InitParams = Callable[[Mapping[str, Tuple[int, ...]], Mapping[str, np.ndarray]],
                       Tuple[Params, Params]]
 
-IGNORE_LABEL = 255
 
 
 def checkpoint_prefix(cfg, cfg_path: str) -> str:
@@ -311,42 +309,6 @@ def _save(prefix: str, epoch: int, exe, input_shapes, updater, loader, num_updat
     arg_params = {n: v.copyto(mx.cpu()) for n, v in exe.arg_dict.items() if n not in input_shapes}
     aux_params = {n: v.copyto(mx.cpu()) for n, v in exe.aux_dict.items()}
     save_checkpoint(prefix, epoch, arg_params, aux_params)
-
-
-# -- testing the last epoch -----------------------------------------------------------------
-def score_snippets(segmenter, dataset, snippets) -> Dict[str, object]:
-    """mIoU of `segmenter` (reset(), step(data) -> FrameResult) over test snippets.
-
-    Each snippet runs from its keyframe to its labelled frame; that frame's prediction is
-    cut to the unpadded scaled size and resized (nearest) to the label's own size.
-    """
-    evaluator = SegmentationEvaluator(dataset.num_classes, dataset.class_names)
-    progress = ProgressLogger(len(snippets), "test", every=max(1, len(snippets) // 5),
-                              logger=logger, unit="snippet")
-    for snippet in snippets:
-        segmenter.reset()
-        for path in snippet.frames[:snippet.label_index + 1]:
-            data, _ = dataset.load_frame(path)
-            pred = segmenter.step(data).pred
-        label = dataset.load_label(snippet.item)
-        h, w, _ = scaled_size(label.shape[0], label.shape[1], dataset.scales)
-        evaluator.process(resize_label(pred[:h, :w], label.shape), label)
-        progress.update()
-    return evaluator.evaluate()
-
-
-def write_json(path: str, data: Mapping) -> str:
-    """Write `data` as JSON atomically (NaN IoUs of absent classes become null)."""
-    def safe(v):
-        if isinstance(v, Mapping):
-            return {str(k): safe(x) for k, x in v.items()}
-        if isinstance(v, float) and v != v:
-            return None
-        return v
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(safe(data), f, indent=1)
-    return path
 
 
 def train_test_main(argv: Optional[Sequence[str]], train_net: Callable, test_net: Callable,

@@ -11,7 +11,7 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
-IGNORE_LABEL = 255
+from accel.utils.segmath import IGNORE_LABEL
 
 
 def _imread(path: str, flags: int, what: str) -> np.ndarray:
