@@ -46,8 +46,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                                          "deeplab/train.py")
     arg_params, aux_params = load_model(prefix, epoch, origin)
     source = params_path(prefix, epoch)
+    symbol = cfg.symbol if cfg is not None else "deeplab_resnet_v1_101"
     segmenter = FrameSegmenter(data.num_classes, arg_params, aux_params,
-                               demo_context(args, cfg), source)
+                               demo_context(args, cfg), source, symbol)
     out_dir = args.output or default_output_dir("deeplab-101-dilated", data, 1, args.video,
                                                 args.avg)
     info = {"model": source, "version": "deeplab", "cfg": args.cfg,

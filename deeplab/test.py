@@ -11,20 +11,21 @@ from accel.core.tester import evaluate_snippets, write_results
 from accel.core.trainer import checkpoint_prefix, contexts
 from accel.dataset import dataset_from_config
 from accel.utils.checkpoint import check_params, load_checkpoint, params_path
-from deeplab.symbol import deeplab_resnet_v1_101
+from deeplab.symbol import deeplab_symbol
 
 logger = logging.getLogger(__name__)
 
 
 class FrameSegmenter:
-    """DeepLab-101 on single frames (every frame a keyframe): `croped_score` bound once per
-    frame shape; the segmenter interface of accel.core.tester (interval, reset, step)."""
+    """A DeepLab network on single frames (every frame a keyframe): `croped_score` bound once
+    per frame shape; the segmenter interface of accel.core.tester (interval, reset, step).
+    symbol: a deeplab.symbol.TRUNKS name (cfg.symbol)."""
 
     interval = 1
 
     def __init__(self, num_classes: int, arg_params, aux_params, ctx: mx.Context,
-                 source: str = ""):
-        self.sym = deeplab_resnet_v1_101(num_classes).get_internals()["croped_score_output"]
+                 source: str = "", symbol: str = "deeplab_resnet_v1_101"):
+        self.sym = deeplab_symbol(symbol, num_classes).get_internals()["croped_score_output"]
         self.args = {k: v.as_in_context(ctx) for k, v in arg_params.items()}
         self.aux = {k: v.as_in_context(ctx) for k, v in aux_params.items()}
         self.ctx, self.source = ctx, source
@@ -59,7 +60,7 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False
     prefix = checkpoint_prefix(cfg, cfg_path)
     arg_params, aux_params = load_checkpoint(prefix, epoch)
     segmenter = FrameSegmenter(cfg.dataset.NUM_CLASSES, arg_params, aux_params,
-                               contexts(cfg, cpu)[0], params_path(prefix, epoch))
+                               contexts(cfg, cpu)[0], params_path(prefix, epoch), cfg.symbol)
     dataset = dataset_from_config(cfg, train=False, key_interval=1)
     results = evaluate_snippets(dataset, dataset.test_snippets(1), segmenter.step,
                                 segmenter.reset, desc="test", interval=1)

@@ -8,7 +8,7 @@ import numpy as np
 from accel.core.pretrained import DEEPLAB_CHAIN, load_pretrained
 from accel.core.trainer import TrainResult, checkpoint_prefix, contexts, fit
 from accel.dataset import dataset_from_config
-from deeplab.symbol import deeplab_resnet_v1_101
+from deeplab.symbol import deeplab_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit
             raise ValueError(f"network.{key} = {cfg.network[key]!r} is not used by the "
                              f"frame-by-frame DeepLab (it starts from network.pretrained); "
                              f"set it to ''")
-    symbol = deeplab_resnet_v1_101(cfg.dataset.NUM_CLASSES, is_train=True)
+    symbol = deeplab_symbol(cfg.symbol, cfg.dataset.NUM_CLASSES, is_train=True)
     dataset = FrameSamples(dataset_from_config(cfg, train=True, key_interval=1))
     return fit(cfg, symbol, dataset, checkpoint_prefix(cfg, cfg_path),
                lambda shapes, batch: load_pretrained(cfg, symbol, shapes, DEEPLAB_CHAIN, batch),

@@ -275,3 +275,11 @@ def test_mxnet_version_errors_name_the_folder(tmp_path):
     assert "'../x'" in errors[1]
     assert "already imported" in errors[2]
     assert "INSTALLED True" in out
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("symbol: accel_18\nTRAIN:\n  lr: 0.0005\n  lr: 0.01\n")
+    with pytest.raises(ConfigError, match="'lr' is given twice") as err:
+        load_config(str(path))
+    assert str(path) in str(err.value)

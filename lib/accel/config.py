@@ -359,13 +359,33 @@ def _raise(errors: List[str], source: str) -> None:
         raise ConfigError(f"invalid configuration in {source}:\n  - " + "\n  - ".join(errors))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error (PyYAML would
+    silently keep the last value)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice in the same mapping", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                              _mapping_without_duplicates)
+
+
 def load_config(path: str) -> edict:
     """Read the yaml file at `path` and strictly merge it over a copy of the defaults."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     try:
         with open(path, "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_StrictLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid yaml: {err}") from None
     cfg = get_defaults()
