@@ -101,8 +101,11 @@ class TrainResult:
     epoch_losses: Dict[int, float] = field(default_factory=dict)
 
 
-class _Meter:
-    """Running softmax loss and pixel accuracy since the last log line."""
+class SoftmaxMeter:
+    """Running softmax loss and pixel accuracy since the last log line.
+
+    The meter interface of `fit`: reset(), add(executor) -> this batch's loss, line().
+    """
 
     def __init__(self):
         self.reset()
@@ -110,8 +113,9 @@ class _Meter:
     def reset(self) -> None:
         self.loss_sum, self.correct, self.pixels, self.batches = 0.0, 0, 0, 0
 
-    def add(self, prob: np.ndarray, label: np.ndarray) -> float:
-        """prob (N, C, H, W) softmax output, label (N, 1, H, W); returns this batch's loss."""
+    def add(self, exe) -> float:
+        """Output 0 = softmax probabilities (N, C, H, W), input `label` (N, 1, H, W)."""
+        prob, label = exe.outputs[0].asnumpy(), exe.arg_dict["label"].asnumpy()
         lab = label[:, 0].astype(np.int64)
         valid = lab != IGNORE_LABEL
         safe = np.where(valid, lab, 0)
@@ -153,13 +157,14 @@ def _resume_point(prefix: str) -> Optional[int]:
 
 def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParams,
         ctxs: Sequence[mx.Context], resume: bool = False,
-        stop_after_epoch: Optional[int] = None) -> TrainResult:
+        stop_after_epoch: Optional[int] = None, meter=None) -> TrainResult:
     """Train `symbol` (inputs named like the samples' keys, output 0 = softmax) on `dataset`
     from TRAIN.begin_epoch to TRAIN.end_epoch, checkpointing to `prefix` every epoch.
 
     resume: continue from the last complete checkpoint under `prefix` (params, momentum,
     update count, sampler position); without one, start as a fresh run.
     stop_after_epoch: return after saving that epoch (tests simulate an interruption).
+    meter: what the log lines report (default SoftmaxMeter; see accel.core.flow_training).
     """
     t = cfg.TRAIN
     ctxs = list(ctxs)
@@ -250,7 +255,7 @@ def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParam
             kv.init(i, executors[0].arg_dict[n])
 
     result = TrainResult(prefix, begin_epoch, begin_epoch, rank)
-    meter = _Meter()
+    meter = meter or SoftmaxMeter()
     total_batches = (t.end_epoch - begin_epoch) * batches_per_epoch
     done, start_time = 0, time.perf_counter()
     for epoch in range(begin_epoch, t.end_epoch):
@@ -271,8 +276,7 @@ def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParam
                     kv.pull(i, grads, priority=-i)
                 for k, exe in enumerate(executors):
                     updater(i * ndev + k, grads[k], exe.arg_dict[n])
-            loss = np.mean([meter.add(exe.outputs[0].asnumpy(), exe.arg_dict["label"].asnumpy())
-                            for exe in executors])
+            loss = np.mean([meter.add(exe) for exe in executors])
             epoch_losses.append(float(loss))
             done += 1
             if (nbatch + 1) % cfg.default.frequent == 0 or nbatch + 1 == batches_per_epoch:

@@ -85,3 +85,16 @@ def warp(feat: mx.sym.Symbol, flow: mx.sym.Symbol, name: str = "warping_feat",
         return flow_warp(feat, flow, name=name)
     raise ValueError("unknown warp op %r: expected 'builtin' or 'fused' (network.WARP_OP)"
                      % (op,))
+
+
+def flownet_training() -> mx.sym.Symbol:
+    """FlowNet trained alone on frame pairs: inputs data (current frame), data_key (earlier
+    frame) and flow_label (N, 2, H/16, W/16) in feature pixels; loss = mean end-point error.
+
+    Outputs: the loss, and the predicted flow (no gradient) for the meters.
+    """
+    flow = flownet_s(mx.sym.Variable("data"), mx.sym.Variable("data_key"))
+    diff = flow - mx.sym.Variable("flow_label")
+    epe = mx.sym.sqrt(mx.sym.sum(mx.sym.square(diff), axis=1) + 1e-6)
+    loss = mx.sym.MakeLoss(mx.sym.mean(epe), name="flow_loss")
+    return mx.sym.Group([loss, mx.sym.BlockGrad(flow, name="flow_pred")])
