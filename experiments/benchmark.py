@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import accel  # noqa: F401  (first: sets OMP_NUM_THREADS before MXNet loads)
 import mxnet as mx
 import numpy as np
 

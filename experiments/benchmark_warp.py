@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
+import accel  # noqa: F401  (first: sets OMP_NUM_THREADS before MXNet loads)
 import mxnet as mx
 import numpy as np
 
