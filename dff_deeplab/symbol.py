@@ -14,13 +14,15 @@ Graphs built here (official names): `key_test` (keyframe), `cur_test` (non-key f
 `train` (KEY_INTERVAL-1 hops of incremental warping into the labelled frame).
 """
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import mxnet as mx
+import numpy as np
 
 from accel.symbols.flownet import flownet_s, warp
-from accel.symbols.layers import (concat_batch, segmentation_head, segmentation_loss,
-                                  segmentation_scores, slice_batch, upsample_separable)
+from accel.symbols.layers import (classify, concat_batch, segmentation_head,
+                                  segmentation_loss, segmentation_scores, slice_batch,
+                                  upsample_separable)
 from accel.symbols.resnet import resnet_preact_trunk, resnet_v1_trunk
 
 
@@ -55,6 +57,21 @@ def get_version(version) -> Version:
     return VERSIONS[key]
 
 
+def folded_fc6_name(version: Version) -> str:
+    """Name of the fast path's derived kernel: `feat_upsampling` followed by `fc6`."""
+    return "_folded_%sfc6_%sfeat_upsampling_weight" % (version.head_prefix, version.prefix)
+
+
+def fold_fc6_into_upsampling(version: Version, arg_params) -> Optional[mx.nd.NDArray]:
+    """The kernel of `feat_upsampling` then `fc6` as one transposed convolution
+    (512, 1024, 4, 4): K'[i, p] = sum_o fc6[p, o] K[i, o]; None for trunks without it."""
+    if version.trunk != "preact":
+        return None
+    up = arg_params[version.prefix + "feat_upsampling_weight"].asnumpy().astype(np.float64)
+    fc6 = arg_params[version.head_prefix + "fc6_weight"].asnumpy().astype(np.float64)
+    return mx.nd.array(np.einsum("po,ioyx->ipyx", fc6[:, :, 0, 0], up).astype(np.float32))
+
+
 def reference_features(data: mx.sym.Symbol, deformable_op: str = "builtin") -> mx.sym.Symbol:
     """Keyframe features: reference ResNet-v1-101 with deformable res5, `res5c_relu`."""
     return resnet_v1_trunk(data, depth=101, prefix="", deformable_groups=1,
@@ -81,6 +98,13 @@ class AccelNetwork:
         self.warp_op = warp_op
         self.fast = fast
         self.deformable_op = "fast" if fast else "builtin"
+
+    def derived_params(self, arg_params) -> Dict[str, mx.nd.NDArray]:
+        """Parameters the fast graphs compute from a checkpoint's (folded kernels)."""
+        if not self.fast:
+            return {}
+        folded = fold_fc6_into_upsampling(self.version, arg_params)
+        return {} if folded is None else {folded_fc6_name(self.version): folded}
 
     def variant(self, **changes) -> "AccelNetwork":
         """The same network with other builder options (e.g. fast=True)."""
@@ -124,20 +148,38 @@ class AccelNetwork:
             if cur_feat is None:
                 cur_feat = self._reference_features(data)
             return self._head(self._correction([warped, cur_feat], 2048), data)
-        update = self._update_features(data)
         if self.fast:
-            return self._fuse_low_resolution(warped, update)
+            return self._fuse_low_resolution(warped, data)
+        update = self._update_features(data)
         dff_scores = self._head(warped, data)
         update_scores = self._head(update, data, self.version.head_prefix)
         return self._correction([dff_scores, update_scores], self.num_classes)
 
-    def _fuse_low_resolution(self, warped, update):
+    def _update_scores_fast(self, data):
+        """Update-branch scores at stride 16 on the fast path. For the 18/34 trunks the
+        learned x2 `feat_upsampling` and the head's 1x1 `fc6` are both linear with nothing
+        between them, so they are one transposed convolution 512 -> 1024 whose kernel
+        (`folded_fc6_name`) the segmenter computes from the checkpoint: a third of the work."""
+        v = self.version
+        if v.trunk != "preact":
+            return segmentation_scores(self._update_features(data), self.num_classes,
+                                       v.head_prefix)
+        conv5 = resnet_preact_trunk(data, v.depth, v.prefix, self.deformable_op,
+                                    upsample=False)
+        fc6 = mx.sym.Deconvolution(
+            conv5, name=v.head_prefix + "fc6_folded", num_filter=1024, kernel=(4, 4),
+            stride=(2, 2), pad=(1, 1), no_bias=False,
+            weight=mx.sym.Variable(folded_fc6_name(v)),
+            bias=mx.sym.Variable(v.head_prefix + "fc6_bias"))
+        return classify(fc6, self.num_classes, v.head_prefix)
+
+    def _fuse_low_resolution(self, warped, data):
         """correction(up(a), up(b)) = up(correction_without_bias(a, b)) + bias, because the
         1x1 fusion and the fixed upsampling are linear and the kernel is shared."""
         n = self.num_classes
         low = mx.sym.Convolution(
-            data=mx.sym.concat(segmentation_scores(warped, n),
-                               segmentation_scores(update, n, self.version.head_prefix), dim=1),
+            data=mx.sym.concat(segmentation_scores(warped, n), self._update_scores_fast(data),
+                               dim=1),
             name="correction_lowres", num_filter=n, kernel=(1, 1), no_bias=True,
             weight=mx.sym.Variable("corr_weight"))
         up = upsample_separable(low, n, "correction_upsampled")

@@ -42,7 +42,7 @@ def _pick(sym, names):
     return mx.sym.Group([internals[n] for n in names])
 
 
-@pytest.mark.parametrize("version", ["18", "50", "101"])
+@pytest.mark.parametrize("version", ["18", "34", "50", "101"])
 def test_fast_non_key_graph_matches_official_graph(version):
     z = np.load(FIXTURES / ("accel_%s_cur_test.npz" % version))
     inputs = {k: z["input__" + k] for k in ("data", "data_key", "feat_key")}
@@ -52,13 +52,14 @@ def test_fast_non_key_graph_matches_official_graph(version):
     fast = net.variant(fast=True)
     # Flow and warped features straight from the fixture (oracle weights).
     got = _forward(_pick(fast.cur_test(), ["Convolution5_output", "warping_feat_output"]),
-                   inputs, args, aux)
+                   inputs, dict(args, **fast.derived_params(args)), aux)
     for out in ("Convolution5_output", "warping_feat_output"):
         idx = z["index__" + out]
         assert np.abs(got[out].reshape(-1)[idx] - z["sample__" + out]).max() < 1e-5
     # Scores: official graph vs fast graph, both with bilinear upsampling kernels.
     args = _bilinear(args)
     want = _forward(_pick(net.cur_test(), [fused]), inputs, args, aux)[fused]
+    args.update(fast.derived_params(args))   # e.g. feat_upsampling folded into fc6
     rows, cols = upsampling_matrices(separable_upsampling_filter(args), 19, (128, 256), (8, 16))
     fast_inputs = dict(inputs, **{UPSAMPLE_ROWS: rows, UPSAMPLE_COLS: cols})
     got = _forward(_pick(fast.cur_test(), [fused]), fast_inputs, args, aux)[fused]

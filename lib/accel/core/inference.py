@@ -126,6 +126,8 @@ class VideoSegmenter:
         self.fast = self.upsample_filter is not None
         network = network.variant(fast=self.fast)
         self.network = network
+        self.args.update({k: v.as_in_context(self.ctx)
+                          for k, v in network.derived_params(self.args).items()})
         v = network.version
         self.fused_name = ("correction_output" if v.fusion == "score"
                            else "croped_score_output")

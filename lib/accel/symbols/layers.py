@@ -78,6 +78,11 @@ def segmentation_scores(feat: mx.sym.Symbol, num_classes: int, prefix: str = "")
         data=feat, name=prefix + "fc6", num_filter=1024, kernel=(1, 1), pad=(0, 0),
         weight=mx.sym.Variable(prefix + "fc6_weight", lr_mult=1.0),
         bias=mx.sym.Variable(prefix + "fc6_bias", lr_mult=2.0))
+    return classify(fc6, num_classes, prefix)
+
+
+def classify(fc6: mx.sym.Symbol, num_classes: int, prefix: str = "") -> mx.sym.Symbol:
+    """ReLU of the `fc6` output, then the 1x1 `score` layer."""
     relu_fc6 = mx.sym.Activation(data=fc6, act_type="relu", name=prefix + "fc6_relu")
     return mx.sym.Convolution(
         data=relu_fc6, name=prefix + "score", num_filter=num_classes, kernel=(1, 1),

@@ -110,9 +110,10 @@ def _basic_post_unit(data, prefix: str, unit: str, num_filter: int, stride: int,
 
 
 def resnet_preact_trunk(data: mx.sym.Symbol, depth: int, prefix: str,
-                        deformable_op: str = "builtin") -> mx.sym.Symbol:
+                        deformable_op: str = "builtin", upsample: bool = True) -> mx.sym.Symbol:
     """Accel-18/34 update trunk: zoo ResNet stages 1-3, deformable conv5 at stride 32,
-    then `<prefix>feat_upsampling` (learned Deconvolution x2) to 2048 channels at stride 16.
+    then `<prefix>feat_upsampling` (learned Deconvolution x2) to 2048 channels at stride 16
+    (left out with upsample=False: the fast path folds it into the head's fc6).
     """
     x = frozen_bn(data, prefix + "bn_data", eps=ZOO_BN_EPS, fix_gamma=True)
     x = conv(x, prefix + "conv0", PREACT_FILTERS[0], 7, 2, pad=3)
@@ -129,6 +130,8 @@ def resnet_preact_trunk(data: mx.sym.Symbol, depth: int, prefix: str,
         x = _basic_post_unit(x, prefix, unit, 512, stride=2 if j == 0 else 1,
                              project=(j == 0), dilate=2, deformable_groups=4,
                              deformable_op=deformable_op)
+    if not upsample:
+        return x
     return mx.sym.Deconvolution(x, name=prefix + "feat_upsampling", num_filter=2048,
                                 kernel=(4, 4), stride=(2, 2), pad=(1, 1), no_bias=True)
 
