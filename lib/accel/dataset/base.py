@@ -163,13 +163,15 @@ class LabelledVideoDataset:
         return [key] * (k1 - distance + 1) + list(range(key + 1, item.position))
 
     def sample(self, index: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
-        """Build the training sample of labelled frame `index` using `rng` for crop/flip/distance."""
-        if self.key_interval < 2:
-            raise ValueError("training samples need key_interval >= 2 (K-1 reference frames)")
+        """Build the training sample of labelled frame `index` using `rng` for crop/flip/distance.
+
+        With key_interval 1 (frame-by-frame training) the sample is the frame and its label
+        alone: no `data_ref` / `eq_flag`.
+        """
         item = self.items[index]
         k1 = self.key_interval - 1
-        distance = int(rng.integers(0, k1 + 1)) if self.random_key_distance else k1
-        positions = self.reference_positions(item, distance)
+        distance = int(rng.integers(0, k1 + 1)) if self.random_key_distance and k1 else k1
+        positions = self.reference_positions(item, distance) if k1 else []
         cache: Dict[int, np.ndarray] = {}
         for p in set(positions) | {item.position}:
             cache[p] = imutil.read_image(item.segment[p])
@@ -187,13 +189,15 @@ class LabelledVideoDataset:
 
         tensors = {p: image_tensor(img) for p, img in cache.items()}
         lab = _crop_flip(imutil.resize_label(label, (h, w)), window, flip)
-        return {
+        sample = {
             "data": tensors[item.position],
-            "data_ref": np.concatenate([tensors[p] for p in positions], axis=0),
-            "eq_flag": np.array([1.0 if distance == 0 else 0.0], dtype=np.float32),
             "label": self._pad(imutil.label_to_tensor(lab), IGNORE_LABEL),
             "name": item.name,
         }
+        if k1:
+            sample["data_ref"] = np.concatenate([tensors[p] for p in positions], axis=0)
+            sample["eq_flag"] = np.array([1.0 if distance == 0 else 0.0], dtype=np.float32)
+        return sample
 
     def _check_sizes(self, item: LabelledFrame, cur: np.ndarray, label: np.ndarray,
                      frames: Dict[int, np.ndarray]) -> None:
