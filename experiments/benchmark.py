@@ -143,11 +143,9 @@ def time_parts(size):
                                     {"feat": feat_shape, "flow": flow_shape})
                      for p, op in (("reference", "builtin"), ("fused", "fused"))}
     for version in ("18", "34", "50"):
-        net = AccelNetwork(version)
         parts["update branch %s (trunk)" % version] = {
             p: _bound_time(AccelNetwork(version, fast=(p == "fast"))._update_features(data),
                            {"data": shape}) for p in ("reference", "fast")}
-        del net
     score_shape = (1, 19, fh, fw)
     s1, s2 = mx.sym.Variable("s1"), mx.sym.Variable("s2")
     up = segmentation_head(feat_var, data, 19)
