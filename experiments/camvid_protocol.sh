@@ -35,11 +35,11 @@ export_model $OUT/camvid_protocol_deeplab_101/train/deeplab-101-0006.params deep
 
 stage "2 DeepLab-18" stage2_deeplab_18.log python experiments/deeplab/deeplab_train_test.py \
   --cfg experiments/deeplab/cfgs/camvid_protocol_deeplab_18.yaml --cpu --resume "$DATA"
-export_model $OUT/camvid_protocol_deeplab_18/train/deeplab-18-0012.params deeplab-18-camvid
+export_model $OUT/camvid_protocol_deeplab_18/train/deeplab-18-0006.params deeplab-18-camvid
 
 stage "3 FlowNet" stage3_flownet.log python experiments/flownet/train_flownet.py \
   --cfg experiments/flownet/cfgs/camvid_protocol_flownet.yaml --cpu --resume "$DATA"
-export_model $OUT/camvid_protocol_flownet/train/flownet-0008.params flownet-camvid
+export_model $OUT/camvid_protocol_flownet/train/flownet-0005.params flownet-camvid
 
 stage "4 Accel-18" stage4_accel_18.log python experiments/dff_deeplab/dff_deeplab_end2end_train_test.py \
   --cfg experiments/dff_deeplab/cfgs/camvid_protocol_accel_18.yaml --cpu --resume "$DATA"
