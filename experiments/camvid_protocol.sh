@@ -21,7 +21,7 @@ stage() {  # name, log, command...
   name=$1; log=$2; shift 2
   echo "$(date '+%F %T') $name" | tee -a "$LOGS/protocol.log"
   start=$(date +%s)
-  "$@" > "$LOGS/$log" 2>&1 || { echo "$name failed: see $LOGS/$log" >&2; exit 1; }
+  "$@" >> "$LOGS/$log" 2>&1 || { echo "$name failed: see $LOGS/$log" >&2; exit 1; }
   echo "$(date '+%F %T') $name done in $(( $(date +%s) - start )) s" | tee -a "$LOGS/protocol.log"
 }
 
