@@ -26,7 +26,7 @@ from accel.core.tester import (add_demo_arguments, choose_model, default_output_
                                run_demo)
 from accel.utils.checkpoint import CheckpointError, params_path
 from dff_deeplab.symbol import VERSIONS, AccelNetwork
-from dff_deeplab.train_end2end import SYMBOL_VERSIONS
+from dff_deeplab.symbol import SYMBOL_VERSIONS
 
 logger = logging.getLogger(__name__)
 

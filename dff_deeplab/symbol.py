@@ -242,3 +242,17 @@ class AccelNetwork:
             feat = warp(feat, slice_batch(flows, hop, hop + 1), name, self.warp_op)
         scores = self._fuse(feat, data, cur_feat)
         return mx.sym.Group([segmentation_loss(scores, label), data_ref, eq_flag])
+
+
+# cfg.symbol -> Accel version (dff_deeplab.symbol.VERSIONS).
+SYMBOL_VERSIONS = {"accel_18": "18", "accel_34": "34", "accel_50": "50", "accel_101": "101",
+                   "dff_deeplab": "dff"}
+
+
+def network_from_config(cfg) -> AccelNetwork:
+    """The AccelNetwork named by cfg.symbol, with cfg's classes and warp operator."""
+    version = SYMBOL_VERSIONS.get(cfg.symbol)
+    if version is None:
+        raise ValueError(f"symbol = {cfg.symbol!r} is not an Accel/DFF network; expected one "
+                         f"of {sorted(SYMBOL_VERSIONS)}")
+    return AccelNetwork(version, cfg.dataset.NUM_CLASSES, cfg.network.WARP_OP)

@@ -7,7 +7,7 @@ from accel.core.tester import evaluate_snippets, write_results
 from accel.core.trainer import checkpoint_prefix, contexts
 from accel.dataset import dataset_from_config
 from accel.utils.checkpoint import load_checkpoint, params_path
-from dff_deeplab.train_end2end import network_from_config
+from dff_deeplab.symbol import network_from_config
 
 logger = logging.getLogger(__name__)
 

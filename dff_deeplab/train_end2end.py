@@ -5,23 +5,9 @@ import logging
 from accel.core.pretrained import accel_chain, load_pretrained
 from accel.core.trainer import TrainResult, checkpoint_prefix, contexts, fit
 from accel.dataset import dataset_from_config
-from dff_deeplab.symbol import AccelNetwork
+from dff_deeplab.symbol import network_from_config
 
 logger = logging.getLogger(__name__)
-
-# cfg.symbol -> Accel version (dff_deeplab.symbol.VERSIONS).
-SYMBOL_VERSIONS = {"accel_18": "18", "accel_34": "34", "accel_50": "50", "accel_101": "101",
-                   "dff_deeplab": "dff"}
-
-
-def network_from_config(cfg) -> AccelNetwork:
-    """The AccelNetwork named by cfg.symbol, with cfg's classes and warp operator."""
-    version = SYMBOL_VERSIONS.get(cfg.symbol)
-    if version is None:
-        raise ValueError(f"symbol = {cfg.symbol!r} is not an Accel/DFF network; expected one "
-                         f"of {sorted(SYMBOL_VERSIONS)}")
-    return AccelNetwork(version, cfg.dataset.NUM_CLASSES, cfg.network.WARP_OP)
-
 
 def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit_kwargs
               ) -> TrainResult:

@@ -18,7 +18,8 @@ from accel.core.trainer import checkpoint_prefix, train_test_main
 from accel.dataset import dataset_from_config
 from accel.utils.checkpoint import load_checkpoint
 from deeplab.symbol import deeplab_resnet_v1_101
-from dff_deeplab.train_end2end import network_from_config, train_net
+from dff_deeplab.symbol import network_from_config
+from dff_deeplab.train_end2end import train_net
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "camvid"
