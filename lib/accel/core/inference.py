@@ -36,7 +36,6 @@ class BoundGraph:
                  arg_params: Mapping[str, mx.nd.NDArray], aux_params: Mapping[str, mx.nd.NDArray],
                  ctx: mx.Context):
         """Parameters must already be checked (`param_shapes` + `check_params`)."""
-        self.input_names = list(input_shapes)
         arg_shapes, _, _ = sym.infer_shape(**input_shapes)
         args = {}
         for name, shape in zip(sym.list_arguments(), arg_shapes):
