@@ -21,8 +21,7 @@ import numpy as np
 
 from accel.symbols.flownet import flownet_s, warp
 from accel.symbols.layers import (classify, concat_batch, segmentation_head,
-                                  segmentation_loss, segmentation_scores, slice_batch,
-                                  upsample_separable)
+                                  segmentation_loss, segmentation_scores, slice_batch)
 from accel.symbols.resnet import resnet_preact_trunk, resnet_v1_trunk
 
 
@@ -69,7 +68,8 @@ def fold_fc6_into_upsampling(version: Version, arg_params) -> Optional[mx.nd.NDA
         return None
     up = arg_params[version.prefix + "feat_upsampling_weight"].asnumpy().astype(np.float64)
     fc6 = arg_params[version.head_prefix + "fc6_weight"].asnumpy().astype(np.float64)
-    return mx.nd.array(np.einsum("po,ioyx->ipyx", fc6[:, :, 0, 0], up).astype(np.float32))
+    folded = np.matmul(up.transpose(0, 2, 3, 1), fc6[:, :, 0, 0].T)   # (i, y, x, p): BLAS
+    return mx.nd.array(folded.transpose(0, 3, 1, 2).astype(np.float32))
 
 
 def reference_features(data: mx.sym.Symbol, deformable_op: str = "builtin") -> mx.sym.Symbol:
@@ -83,11 +83,19 @@ class AccelNetwork:
 
     num_classes: output classes (19 for Cityscapes).
     warp_op: 'builtin' (GridGenerator + BilinearSampler) or 'fused' (accel.operators).
-    fast: inference graphs of the fast CPU path, same outputs up to float rounding:
-        deformable convs by our CPU kernel, upsampling by two small matrix products
-        (inputs `_upsample_rows`/`_upsample_cols`, valid when every `*upsampling_weight`
-        is the same separable kernel: accel.core.inference checks), and score fusion at
-        stride 16 before one upsampling (both steps are linear). Not for training.
+    fast: inference graphs of the fast CPU path (not for training), the same computation
+        rewritten where linearity allows, equal up to float rounding:
+        - deformable convs by our CPU kernel (accel.operators.deformable);
+        - the graphs stop at stride-16 scores (`score_name`); the fixed bilinear upsampling
+          and the argmax run on the host, fused (accel.core.inference.SeparableUpsampler),
+          valid when every `*upsampling_weight` is the same separable kernel (the segmenter
+          checks and otherwise falls back);
+        - score fusion before upsampling: correction(up(a), up(b)) = up(W a + W' b) + bias;
+        - for dff and the score-fusion versions the propagated state is `fc6_state`, the
+          reference `fc6` without its bias (1024 channels, not 2048): the warp is linear
+          with zeros outside, so fc6(warp(x)) = warp(fc6_weight * x) + fc6_bias, and the
+          non-key frames skip the 2048 -> 1024 conv and warp half the channels;
+        - Accel-18/34: `feat_upsampling` and `fc6` folded into one transposed conv.
     """
 
     def __init__(self, version="18", num_classes: int = 19, warp_op: str = "builtin",
@@ -114,11 +122,48 @@ class AccelNetwork:
         return AccelNetwork(**options)
 
     # -- pieces -------------------------------------------------------------------------
+    @property
+    def projected_state(self) -> bool:
+        """True when the fast graphs propagate `fc6_state` instead of `res5c_relu`."""
+        return self.fast and self.version.fusion != "feature"
+
+    @property
+    def state_name(self) -> str:
+        """The keyframe output that non-key frames warp (`feat_key` of `cur_test`)."""
+        return "fc6_state" if self.projected_state else "res5c_relu"
+
+    def score_name(self, key: bool) -> str:
+        """The graph output holding a frame's scores: cropped full-resolution scores on the
+        reference path, stride-16 scores on the fast path (before `score_bias`)."""
+        fusion = self.version.fusion
+        if not self.fast:
+            return "correction" if fusion == "score" and not key else "croped_score"
+        return "correction_lowres" if fusion == "score" and not key else "score"
+
+    def score_bias(self, arg_params, key: bool) -> Optional[np.ndarray]:
+        """What the fast path adds to `score_name` after upsampling (the fusion's bias)."""
+        if self.fast and self.version.fusion == "score" and not key:
+            return arg_params["corr_bias"].asnumpy()
+        return None
+
     def _head(self, feat, data, prefix=""):
         if self.fast:
-            return upsample_separable(segmentation_scores(feat, self.num_classes, prefix),
-                                      self.num_classes, prefix + "croped_score")
+            return segmentation_scores(feat, self.num_classes, prefix)
         return segmentation_head(feat, data, self.num_classes, prefix)
+
+    def _state(self, feat):
+        """Keyframe state: `res5c_relu`, or on the fast path `fc6` without its bias."""
+        if not self.projected_state:
+            return feat
+        return mx.sym.Convolution(data=feat, name="fc6_state", num_filter=1024, kernel=(1, 1),
+                                  no_bias=True, weight=mx.sym.Variable("fc6_weight"))
+
+    def _state_scores(self, state):
+        """Stride-16 scores of the reference head from a (warped) state."""
+        if not self.projected_state:
+            return segmentation_scores(state, self.num_classes)
+        bias = mx.sym.reshape(mx.sym.Variable("fc6_bias", shape=(1024,)), shape=(1, -1, 1, 1))
+        return classify(mx.sym.broadcast_add(state, bias, name="fc6"), self.num_classes)
 
     def _reference_features(self, data):
         return reference_features(data, self.deformable_op)
@@ -140,10 +185,10 @@ class AccelNetwork:
             bias=mx.sym.Variable("corr_bias", lr_mult=4.0))
 
     def _fuse(self, warped, data, cur_feat=None):
-        """Output scores of a non-key frame from its warped features (and its own)."""
+        """Output scores of a non-key frame from its warped state (and its own features)."""
         fusion = self.version.fusion
         if fusion == "none":
-            return self._head(warped, data)
+            return self._state_scores(warped) if self.fast else self._head(warped, data)
         if fusion == "feature":
             if cur_feat is None:
                 cur_feat = self._reference_features(data)
@@ -175,34 +220,35 @@ class AccelNetwork:
 
     def _fuse_low_resolution(self, warped, data):
         """correction(up(a), up(b)) = up(correction_without_bias(a, b)) + bias, because the
-        1x1 fusion and the fixed upsampling are linear and the kernel is shared."""
-        n = self.num_classes
-        low = mx.sym.Convolution(
-            data=mx.sym.concat(segmentation_scores(warped, n), self._update_scores_fast(data),
+        1x1 fusion and the fixed upsampling are linear and the kernel is shared; the
+        segmenter upsamples `correction_lowres` and adds `corr_bias` (`score_bias`)."""
+        return mx.sym.Convolution(
+            data=mx.sym.concat(self._state_scores(warped), self._update_scores_fast(data),
                                dim=1),
-            name="correction_lowres", num_filter=n, kernel=(1, 1), no_bias=True,
+            name="correction_lowres", num_filter=self.num_classes, kernel=(1, 1), no_bias=True,
             weight=mx.sym.Variable("corr_weight"))
-        up = upsample_separable(low, n, "correction_upsampled")
-        bias = mx.sym.reshape(mx.sym.Variable("corr_bias", shape=(n,)), shape=(1, n, 1, 1))
-        return mx.sym.broadcast_add(up, bias, name="correction")
 
     # -- graphs -------------------------------------------------------------------------
     def key_test(self) -> mx.sym.Symbol:
-        """Keyframe: reference DeepLab-101 scores and the `res5c_relu` state to propagate.
+        """Keyframe: reference DeepLab-101 scores and the state to propagate.
 
-        Outputs: data_key, feat_key (passed through, as the original), res5c_relu,
-        croped_score.
+        Outputs: data_key, feat_key (passed through, as the original), the state
+        (`res5c_relu`; `fc6_state` on the fast path, see the class notes) and the scores
+        (`croped_score`; stride-16 `score` on the fast path).
         """
         data = mx.sym.Variable("data")
         feat = self._reference_features(data)
+        state = self._state(feat)
+        scores = (self._state_scores(state) if self.projected_state
+                  else self._head(feat, data))
         return mx.sym.Group([mx.sym.Variable("data_key"), mx.sym.Variable("feat_key"),
-                             feat, self._head(feat, data)])
+                             state, scores])
 
     def cur_test(self) -> mx.sym.Symbol:
         """Non-key frame: warp `feat_key` by the flow data_key -> data, then correct.
 
         Outputs: data_key (passed through), warping_feat (the new propagated state) and
-        the fused scores (`correction`; `croped_score` for 101 and dff).
+        the fused scores (`score_name(key=False)`).
         """
         data, data_key = mx.sym.Variable("data"), mx.sym.Variable("data_key")
         feat_key = mx.sym.Variable("feat_key")

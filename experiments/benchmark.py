@@ -6,8 +6,9 @@
 Paths, measured in one process, frame by frame alternating so that machine noise hits both:
 * reference: the official graphs, each frame's host work as the original demo did it
   (fresh input array, full score map copied to the host, argmax in NumPy);
-* fast: `VideoSegmenter(fast=True)`: inputs copied in place, argmax before the copy, our CPU
-  deformable convolution, separable upsampling and score fusion at stride 16.
+* fast: `VideoSegmenter(fast=True)`: inputs copied in place, our CPU deformable convolution,
+  score fusion at stride 16, the 1024-channel fc6 state propagated instead of res5c, and the
+  fixed upsampling fused with the argmax on the host (accel.core.inference).
 Weights are random (timing does not depend on them) with the fixed bilinear upsampling
 kernels of the released models; frames are real CamVid frames from sample_data/ resized.
 Prints a Markdown table and writes JSON (--json). Per-sub-network times come from the same
@@ -28,10 +29,11 @@ import accel  # noqa: F401  (first: sets OMP_NUM_THREADS before MXNet loads)
 import mxnet as mx
 import numpy as np
 
-from accel.core.inference import VideoSegmenter
+from accel.core.inference import (SeparableUpsampler, VideoSegmenter,
+                                  separable_upsampling_filter)
 from accel.core.initializer import initialize_missing
 from accel.symbols.flownet import flownet_s, warp
-from accel.symbols.layers import segmentation_head, segmentation_scores
+from accel.symbols.layers import bilinear_kernel, segmentation_scores
 from accel.utils.image import image_to_tensor, read_image, resize_image
 from deeplab.symbol import deeplab_resnet_v1_101
 from dff_deeplab.symbol import AccelNetwork, reference_features
@@ -107,57 +109,83 @@ def time_versions(versions, size, interval, num_frames):
     return results
 
 
-def _bound_time(sym, inputs, seed=0, repeat=3):
-    """Median forward time (ms) of a symbol with random inputs and initial parameters."""
+def _bound(sym, inputs, seed=0):
+    """A forward closure of `sym` bound with random inputs and initial parameters."""
     args, aux = initialize_missing(sym, inputs, {}, {}, seed)
     rng = np.random.default_rng(seed)
     for name, shape in inputs.items():
         args[name] = mx.nd.array(rng.standard_normal(shape).astype(np.float32))
     exe = sym.bind(mx.cpu(), args, aux_states=aux, grad_req="null")
-    exe.forward(is_train=False)[0].wait_to_read()
-    times = []
+
+    def run():
+        exe.forward(is_train=False)
+        mx.nd.waitall()
+    return run
+
+
+def _interleaved(blocks, repeat):
+    """Median time (ms) of each named closure, run in turns so that noise hits all alike."""
+    for run in blocks.values():
+        run()   # warm-up (MKL-DNN primitive creation)
+    times = {name: [] for name in blocks}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        exe.forward(is_train=False)[0].wait_to_read()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000.0)
+        for name, run in blocks.items():
+            t0 = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(t) * 1000.0) for name, t in times.items()}
 
 
-def time_parts(size):
-    """Each building block alone (ms), reference and fast where they differ."""
+def time_parts(size, repeat=5):
+    """Each building block alone (ms, median), reference and fast where they differ; blocks
+    that are compared with each other are timed in turns."""
     shape = (1, 3) + tuple(size)
     data, data_key = mx.sym.Variable("data"), mx.sym.Variable("data_key")
     feat_var, flow_var = mx.sym.Variable("feat"), mx.sym.Variable("flow")
     fh, fw = AccelNetwork("18").key_test().get_internals()["res5c_relu_output"].infer_shape(
         data=shape)[1][0][2:]
     feat_shape, flow_shape = (1, 2048, fh, fw), (1, 2, fh, fw)
+    state_shape = (1, 1024, fh, fw)
     parts = {}
-    parts["reference trunk (deformable res5)"] = {
-        p: _bound_time(reference_features(data, op), {"data": shape})
-        for p, op in (("reference", "builtin"), ("fast", "fast"))}
-    plain = deeplab_resnet_v1_101(19).get_internals()["res5c_relu_output"]
-    parts["plain-dilated trunk (twin)"] = {"reference": _bound_time(plain, {"data": shape})}
-    parts["flow (FlowNetS)"] = {"reference": _bound_time(flownet_s(data, data_key),
-                                                         {"data": shape, "data_key": shape})}
-    parts["warp"] = {p: _bound_time(warp(feat_var, flow_var, op=op),
-                                    {"feat": feat_shape, "flow": flow_shape})
-                     for p, op in (("reference", "builtin"), ("fused", "fused"))}
+    trunks = _interleaved({
+        "reference": _bound(reference_features(data, "builtin"), {"data": shape}),
+        "fast": _bound(reference_features(data, "fast"), {"data": shape}),
+        "plain": _bound(deeplab_resnet_v1_101(19).get_internals()["res5c_relu_output"],
+                        {"data": shape})}, repeat)
+    parts["reference trunk (deformable res5)"] = {"reference": trunks["reference"],
+                                                  "fast": trunks["fast"]}
+    parts["plain-dilated trunk (twin)"] = {"reference": trunks["plain"]}
+    parts["flow (FlowNetS)"] = _interleaved({"reference": _bound(
+        flownet_s(data, data_key), {"data": shape, "data_key": shape})}, repeat)
+    parts["warp"] = _interleaved({
+        "reference": _bound(warp(feat_var, flow_var), {"feat": feat_shape, "flow": flow_shape}),
+        "fast": _bound(warp(feat_var, flow_var), {"feat": state_shape, "flow": flow_shape})},
+        repeat)
     for version in ("18", "34", "50"):
-        parts["update branch %s (trunk)" % version] = {
-            p: _bound_time(AccelNetwork(version, fast=(p == "fast"))._update_features(data),
-                           {"data": shape}) for p in ("reference", "fast")}
-    score_shape = (1, 19, fh, fw)
+        parts["update branch %s (trunk)" % version] = _interleaved({
+            p: _bound(AccelNetwork(version, fast=(p == "fast"))._update_features(data),
+                      {"data": shape}) for p in ("reference", "fast")}, repeat)
+    fast18 = AccelNetwork("18", fast=True)
+    parts["head scores (fc6 + score)"] = _interleaved({
+        "reference": _bound(segmentation_scores(feat_var, 19), {"feat": feat_shape}),
+        "fast": _bound(fast18._state_scores(feat_var), {"feat": state_shape})}, repeat)
+    kernel = separable_upsampling_filter({"upsampling_weight": mx.nd.array(bilinear_kernel(1))})
+    upsampler = SeparableUpsampler(kernel, tuple(size), (fh, fw))
+    low = np.random.default_rng(0).standard_normal((19, fh, fw)).astype(np.float32)
+    up_sym = mx.sym.Crop(mx.sym.Deconvolution(
+        mx.sym.Variable("s"), mx.sym.Variable("upsampling_weight"), kernel=(32, 32),
+        stride=(16, 16), num_filter=19, num_group=19, no_bias=True), data, offset=(8, 8))
+    up_args, _ = initialize_missing(up_sym, {"s": (1,) + low.shape, "data": shape}, {}, {}, 0)
+    up_args.update(s=mx.nd.array(low[None]), data=mx.nd.zeros(shape))
+    up_exe = up_sym.bind(mx.cpu(), up_args, grad_req="null")
+    parts["upsampling + argmax (one branch)"] = _interleaved({
+        "reference": lambda: up_exe.forward(is_train=False)[0].asnumpy().argmax(axis=1),
+        "fast": lambda: upsampler.labels(low)}, repeat)
     s1, s2 = mx.sym.Variable("s1"), mx.sym.Variable("s2")
-    up = segmentation_head(feat_var, data, 19)
-    parts["head + upsampling (one branch)"] = {
-        "reference": _bound_time(up, {"feat": feat_shape, "data": shape})}
-    parts["head scores only (fc6 + score)"] = {
-        "reference": _bound_time(segmentation_scores(feat_var, 19), {"feat": feat_shape})}
     fusion = AccelNetwork("18")._correction([s1, s2], 19)
-    parts["fusion (correction) at full resolution"] = {
-        "reference": _bound_time(fusion, {"s1": (1, 19) + tuple(size), "s2": (1, 19) + tuple(size)})}
-    parts["fusion (correction) at stride 16"] = {
-        "fast": _bound_time(fusion, {"s1": score_shape, "s2": score_shape})}
+    parts["fusion (correction)"] = _interleaved({
+        "reference": _bound(fusion, {"s1": (1, 19) + tuple(size), "s2": (1, 19) + tuple(size)}),
+        "fast": _bound(fusion, {"s1": (1, 19, fh, fw), "s2": (1, 19, fh, fw)})}, repeat)
     return parts
 
 
@@ -212,7 +240,8 @@ def markdown(report):
         lines.append("| %s | %s | %s |" % (name, *("%.2f" % v if v is not None else "-"
                                                     for v in value)))
     if report.get("parts"):
-        lines += ["", "| building block (ms, median of 3) | reference | fast |", "|---|---|---|"]
+        lines += ["", "| building block (ms, median of %d, timed in turns) | reference | fast |"
+                  % report["repeat"], "|---|---|---|"]
         for name, value in report["parts"].items():
             ref = value.get("reference")
             fast = value.get("fast", value.get("fused"))
@@ -247,6 +276,7 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=10, help="timed frames per version")
     parser.add_argument("--versions", nargs="+", default=list(VERSIONS), choices=VERSIONS)
     parser.add_argument("--no-parts", action="store_true", help="skip the building blocks")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per building block")
     parser.add_argument("--rss", action="store_true", help="peak RSS per version (slow)")
     parser.add_argument("--json", default=None, help="write the report here as JSON")
     args = parser.parse_args(argv)
@@ -259,7 +289,8 @@ def main(argv=None):
     report["versions"] = time_versions(args.versions, args.size, args.interval, args.frames)
     report["ratios"] = ratios(report["versions"])
     if not args.no_parts:
-        report["parts"] = time_parts(args.size)
+        report["repeat"] = args.repeat
+        report["parts"] = time_parts(args.size, args.repeat)
         p = report["parts"]
         twin = p["plain-dilated trunk (twin)"]["reference"]
         report["ratios"]["deformable trunk / plain-dilated twin"] = [

@@ -14,7 +14,6 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from accel.symbols.layers import UPSAMPLE_COLS, UPSAMPLE_ROWS
 from accel.utils.checkpoint import check_params
 
 logger = logging.getLogger(__name__)
@@ -128,18 +127,21 @@ class VideoSegmenter:
         self.args.update({k: v.as_in_context(self.ctx)
                           for k, v in network.derived_params(self.args).items()})
         v = network.version
-        self.fused_name = ("correction_output" if v.fusion == "score"
-                           else "croped_score_output")
-        cur_outputs = ["warping_feat_output", self.fused_name]
+        self.state_name = network.state_name + "_output"
+        self.key_score = network.score_name(key=True) + "_output"
+        self.cur_score = network.score_name(key=False) + "_output"
+        self.score_bias = {key: network.score_bias(self.args, key) for key in (True, False)}
+        cur_outputs = ["warping_feat_output", self.cur_score]
         self.panel_names = {}
         if panels and v.fusion == "score":
             self.panel_names = {"dff": "croped_score_output",
                                 "update": v.head_prefix + "croped_score_output"}
         cur_outputs += list(self.panel_names.values())
-        self.key_sym = _pick(network.key_test(), ["res5c_relu_output", "croped_score_output"])
+        self.key_sym = _pick(network.key_test(), [self.state_name, self.key_score])
         self.cur_sym = _pick(network.cur_test(), cur_outputs)
         self._key: Optional[BoundGraph] = None
         self._cur: Optional[BoundGraph] = None
+        self._upsampler: Optional[SeparableUpsampler] = None
         self._shape: Optional[Shape] = None
         self.index = 0
 
@@ -148,14 +150,9 @@ class VideoSegmenter:
         if self._shape is not None:
             logger.info("frame shape changed from %s to %s: rebinding", self._shape, shape)
         key_inputs = {"data": shape}
-        feat_shape = tuple(self.key_sym.get_internals()["res5c_relu_output"].infer_shape(
+        feat_shape = tuple(self.key_sym.get_internals()[self.state_name].infer_shape(
             data=shape)[1][0])
         cur_inputs = {"data": shape, "data_key": shape, "feat_key": feat_shape}
-        if self.fast:
-            extra = {UPSAMPLE_ROWS: (self.network.num_classes, shape[2], feat_shape[2]),
-                     UPSAMPLE_COLS: (feat_shape[3], shape[3])}
-            key_inputs.update(extra)
-            cur_inputs.update(extra)
         try:
             _, out_shapes, _ = self.cur_sym.infer_shape(**cur_inputs)
         except mx.base.MXNetError as err:
@@ -172,11 +169,8 @@ class VideoSegmenter:
         self._cur = BoundGraph(self.cur_sym, cur_inputs, self.args, self.aux, self.ctx)
         self._shape = shape
         if self.fast:
-            rows, cols = upsampling_matrices(self.upsample_filter, self.network.num_classes,
-                                             shape[2:], feat_shape[2:])
-            for graph in (self._key, self._cur):
-                graph.set_input(UPSAMPLE_ROWS, rows)
-                graph.set_input(UPSAMPLE_COLS, cols)
+            self._upsampler = SeparableUpsampler(self.upsample_filter, shape[2:],
+                                                 feat_shape[2:])
 
     def reset(self) -> None:
         """Start a new sequence: the next frame is a keyframe."""
@@ -195,13 +189,13 @@ class VideoSegmenter:
         extras = {}
         if self.original_io:
             data = mx.nd.array(data, ctx=self.ctx)
-        if is_key:
-            out = self._key.forward(data=data)
-            feat, scores = out["res5c_relu_output"], out["croped_score_output"]
-        else:
-            out = self._cur.forward(data=data)
-            feat, scores = out["warping_feat_output"], out[self.fused_name]
-        if self.original_io:
+        graph = self._key if is_key else self._cur
+        out = graph.forward(data=data)
+        feat = out[self.state_name if is_key else "warping_feat_output"]
+        scores = out[self.key_score if is_key else self.cur_score]
+        if self.fast:
+            pred_np = self._upsampler.labels(scores.asnumpy()[0], self.score_bias[is_key])
+        elif self.original_io:
             pred_np = scores.asnumpy().argmax(axis=1)[0].astype(np.uint8)
         else:
             pred_np = mx.nd.argmax(scores, axis=1).asnumpy()[0].astype(np.uint8)
@@ -237,23 +231,66 @@ def separable_upsampling_filter(arg_params: Mapping[str, mx.nd.NDArray]) -> Opti
     return k1.astype(np.float32)
 
 
-def upsampling_matrices(k1: np.ndarray, num_classes: int, out_hw: Tuple[int, int],
-                        in_hw: Tuple[int, int], stride: int = 16, offset: int = 8
-                        ) -> Tuple[np.ndarray, np.ndarray]:
-    """Rows (num_classes, H, h) and columns (w, W) such that R @ s @ C equals the grouped
-    Deconvolution(kernel=len(k1), stride) of s cropped at (offset, offset) to (H, W)."""
+def upsampling_matrix(k1: np.ndarray, n_out: int, n_in: int, stride: int = 16,
+                      offset: int = 8) -> np.ndarray:
+    """(n_out, n_in) matrix A with A @ s equal, along one axis, to the transposed convolution
+    (kernel len(k1), `stride`) of s cropped at `offset` to n_out samples."""
+    a = np.zeros((n_out, n_in), np.float32)
+    for i in range(n_in):
+        for y in range(max(0, stride * i - offset), min(n_out, stride * i - offset + len(k1))):
+            a[y, i] = k1[y + offset - stride * i]
+    return a
 
-    def matrix(n_out, n_in):
-        a = np.zeros((n_out, n_in), np.float32)
-        for i in range(n_in):
-            for y in range(max(0, stride * i - offset),
-                           min(n_out, stride * i - offset + len(k1))):
-                a[y, i] = k1[y + offset - stride * i]
-        return a
 
-    rows = matrix(out_hw[0], in_hw[0])
-    return (np.ascontiguousarray(np.broadcast_to(rows, (num_classes,) + rows.shape)),
-            np.ascontiguousarray(matrix(out_hw[1], in_hw[1]).T))
+class SeparableUpsampler:
+    """The heads' fixed x16 `upsampling` + `croped_score`, for a kernel outer(k1, k1) shared
+    by every class, applied on the host to stride-16 scores (C, h, w):
+    up(s)_c = R @ s_c @ C with R (H, h), C (w, W) from `upsampling_matrix`.
+
+    `labels` fuses it with the argmax (accel.cython.upsample_cy): each output row mixes a
+    few rows of s_c @ C, so the (C, H, W) score volume is never built; `scores` builds it.
+    `bias` (C,), when given, is added after upsampling (the score-level fusion's bias).
+    """
+
+    def __init__(self, k1: np.ndarray, out_hw: Tuple[int, int], in_hw: Tuple[int, int]):
+        from accel.cython import upsample_cy  # the fast path needs the compiled kernels
+        self._kernel = upsample_cy.upsample_argmax
+        self.out_hw, self.in_hw = tuple(out_hw), tuple(in_hw)
+        self.rows = upsampling_matrix(k1, out_hw[0], in_hw[0])
+        self.cols = np.ascontiguousarray(upsampling_matrix(k1, out_hw[1], in_hw[1]).T)
+        taps = max(1, int((self.rows != 0).sum(axis=1).max()))
+        self.row_index = np.zeros((out_hw[0], taps), np.int32)
+        self.row_weight = np.zeros((out_hw[0], taps), np.float32)
+        for y, row in enumerate(self.rows):
+            nz = np.flatnonzero(row)
+            self.row_index[y, :nz.size], self.row_weight[y, :nz.size] = nz, row[nz]
+
+    def _columns(self, low: np.ndarray) -> np.ndarray:
+        low = np.asarray(low, np.float32)
+        if low.ndim != 3 or low.shape[1:] != self.in_hw:
+            raise ValueError("expected scores (C, %d, %d), got %s" % (self.in_hw + (low.shape,)))
+        c, h, _ = low.shape
+        return (low.reshape(c * h, -1) @ self.cols).reshape(c, h, -1)
+
+    @staticmethod
+    def _bias(bias, num_classes: int) -> np.ndarray:
+        if bias is None:
+            return np.zeros(num_classes, np.float32)
+        return np.ascontiguousarray(np.asarray(bias, np.float32).reshape(num_classes))
+
+    def scores(self, low: np.ndarray, bias=None) -> np.ndarray:
+        """Upsampled scores (C, H, W) float32."""
+        cols = self._columns(low)
+        out = np.einsum("yh,chx->cyx", self.rows, cols, optimize=True)
+        return out + self._bias(bias, low.shape[0])[:, None, None]
+
+    def labels(self, low: np.ndarray, bias=None) -> np.ndarray:
+        """argmax over classes of `scores(low, bias)`, (H, W) uint8, computed row by row."""
+        cols = self._columns(low)
+        labels = np.empty(self.out_hw, np.uint8)
+        self._kernel(cols, self.row_index, self.row_weight, self._bias(bias, low.shape[0]),
+                     labels)
+        return labels
 
 
 def _stride_hint(shape: Shape, err) -> str:

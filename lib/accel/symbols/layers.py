@@ -112,24 +112,6 @@ def segmentation_head(feat: mx.sym.Symbol, data: mx.sym.Symbol, num_classes: int
                            prefix)
 
 
-# Inputs of the fast path's separable upsampling (not parameters: derived from the fixed
-# kernel and the frame size by accel.core.inference).
-UPSAMPLE_ROWS, UPSAMPLE_COLS = "_upsample_rows", "_upsample_cols"
-
-
-def upsample_separable(score: mx.sym.Symbol, num_classes: int, name: str) -> mx.sym.Symbol:
-    """`upsample_scores` for a kernel that is the same separable filter k for every class:
-    out_c = R @ score_c @ C with R = `_upsample_rows` (num_classes, H, h) and
-    C = `_upsample_cols` (w, W) holding k shifted by the stride and the crop offset.
-    Two small matrix products instead of a 32x32 transposed convolution (same result up to
-    float rounding)."""
-    rows, cols = mx.sym.Variable(UPSAMPLE_ROWS), mx.sym.Variable(UPSAMPLE_COLS)
-    x = mx.sym.reshape(mx.sym.reshape(score, shape=(-3, -2)), shape=(-3, 0))  # (C*h, w)
-    x = mx.sym.dot(x, cols)                                          # (C*h, W)
-    x = mx.sym.reshape(x, shape=(-4, num_classes, -1, 0))            # (C, h, W)
-    return mx.sym.expand_dims(mx.sym.batch_dot(rows, x), axis=0, name=name)
-
-
 def segmentation_loss(score: mx.sym.Symbol, label: mx.sym.Symbol,
                       ignore_label: int = 255) -> mx.sym.Symbol:
     """Per-pixel softmax cross-entropy over valid pixels (`softmax`), ignoring 255."""
