@@ -21,9 +21,9 @@ from typing import Any, Dict, Optional, Sequence
 
 from accel.config import load_config
 from accel.core.inference import VideoSegmenter
-from accel.core.tester import (add_demo_arguments, choose_model, default_output_dir,
-                               demo_context, demo_data, load_model, repo_path, run_cli,
-                               run_demo)
+from accel.core.tester import (add_demo_arguments, add_speed_arguments, choose_model,
+                               default_output_dir, demo_context, demo_data, load_model,
+                               repo_path, run_cli, run_demo, speed_options)
 from accel.utils.checkpoint import CheckpointError, params_path
 from dff_deeplab.symbol import VERSIONS, AccelNetwork
 from dff_deeplab.symbol import SYMBOL_VERSIONS
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keyframe interval; 1 = DeepLab-101 on every frame (default: the "
                              "--cfg's TEST.KEY_INTERVAL, else 1 as the original)")
     add_demo_arguments(parser)
+    add_speed_arguments(parser)
     return parser
 
 
@@ -96,13 +97,16 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     warp_op = cfg.network.WARP_OP if cfg is not None else "builtin"
     network = AccelNetwork(version, data.num_classes, warp_op)
     source = params_path(prefix, epoch)
-    segmenter = VideoSegmenter(network, arg_params, aux_params, interval,
-                               ctx=demo_context(args, cfg), panels=args.panels, source=source)
+    ctx = demo_context(args, cfg)
+    segmenter = VideoSegmenter(network, arg_params, aux_params, interval, ctx=ctx,
+                               panels=args.panels, source=source,
+                               **speed_options(args, data, ctx))
     method = method_name(version, interval)
     out_dir = args.output or default_output_dir(method if interval > 1 else
                                                 f"{method}-{METHOD_NAMES[version]}",
                                                 data, interval, args.video, args.avg)
-    info = {"model": source, "version": version, "cfg": cfg_path, "device": str(segmenter.ctx)}
+    info = {"model": source, "version": version, "cfg": cfg_path, "device": str(segmenter.ctx),
+            "path": "fast" if segmenter.fast else "reference", "int8": args.int8}
     try:
         return run_demo(args, data, segmenter.step, segmenter.reset, interval, method,
                         network.version.fusion == "score", out_dir, info)

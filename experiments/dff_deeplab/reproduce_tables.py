@@ -22,9 +22,10 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from accel.core.inference import VideoSegmenter
-from accel.core.tester import (add_data_arguments, demo_context, demo_data,
-                               evaluate_snippets, load_model, open_dataset, repo_path,
-                               run_cli, select_snippets, write_results, write_text)
+from accel.core.tester import (add_data_arguments, add_speed_arguments, demo_context,
+                               demo_data, evaluate_snippets, load_model, open_dataset,
+                               repo_path, run_cli, select_snippets, speed_options,
+                               write_results, write_text)
 from accel.utils.checkpoint import list_checkpoints, params_path
 from accel.utils.visualize import line_plot, save_image
 from dff_deeplab.demo import METHOD_NAMES, OFFICIAL, OFFICIAL_SOURCE, REFERENCE_NAME
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "first version run)")
     parser.add_argument("--output", default="output/tables", help="output folder")
     add_data_arguments(parser)
+    add_speed_arguments(parser)
     return parser
 
 
@@ -97,6 +99,7 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
     data = demo_data(args)
     dataset = open_dataset(data)
     ctx = demo_context(args)
+    speed = speed_options(args, data, ctx)
     num_ex = 0 if args.num_ex is None else args.num_ex
     runs: List[Dict[str, Any]] = []
     started = time.perf_counter()
@@ -110,7 +113,7 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
         for interval in intervals:
             method = REFERENCE_NAME if interval == 1 else METHOD_NAMES[version]
             seg = VideoSegmenter(network, arg_params, aux_params, interval, ctx=ctx,
-                                 source=params_path(prefixes[version], args.epoch))
+                                 source=params_path(prefixes[version], args.epoch), **speed)
             snippets = select_snippets(dataset.test_snippets(interval, avg=args.avg), num_ex)
             res = evaluate_snippets(dataset, snippets, seg.step, seg.reset,
                                     f"{method} i={interval}", interval,
@@ -119,7 +122,7 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
                          "interval": interval, "model": params_path(prefixes[version],
                                                                    args.epoch),
                          "mIoU": res["mIoU"], "pixel_acc": res["pixel_acc"],
-                         "frames": res["frames"],
+                         "frames": res["frames"], "path": "fast" if seg.fast else "reference",
                          "time_per_frame": res["timing"]["network"]["all"]["mean"],
                          "by_distance": {d: r["mIoU"] for d, r in res["by_distance"].items()},
                          "IoU": res["IoU"], "timing": res["timing"]})
@@ -128,6 +131,7 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
                 "scales": data.scales, "stride": data.stride, "device": str(ctx),
                 "protocol": "average over offsets" if args.avg else "worst case",
                 "num_ex": num_ex, "reference": reference, "epoch": args.epoch,
+                "int8": args.int8,
                 "total_seconds": time.perf_counter() - started}
     return {"settings": settings, "runs": runs}
 

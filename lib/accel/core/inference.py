@@ -33,15 +33,17 @@ class BoundGraph:
 
     def __init__(self, sym: mx.sym.Symbol, input_shapes: Mapping[str, Shape],
                  arg_params: Mapping[str, mx.nd.NDArray], aux_params: Mapping[str, mx.nd.NDArray],
-                 ctx: mx.Context):
-        """Parameters must already be checked (`param_shapes` + `check_params`)."""
+                 ctx: mx.Context, output_names: Optional[Sequence[str]] = None):
+        """Parameters must already be checked (`param_shapes` + `check_params`).
+        `output_names` renames the outputs (a rewritten graph, e.g. INT8, keeps their order
+        but not their names)."""
         arg_shapes, _, _ = sym.infer_shape(**input_shapes)
         args = {}
         for name, shape in zip(sym.list_arguments(), arg_shapes):
             args[name] = (mx.nd.zeros(shape, ctx) if name in input_shapes else arg_params[name])
         aux = {name: aux_params[name] for name in sym.list_auxiliary_states()}
         self.exe = sym.bind(ctx, args=args, aux_states=aux, grad_req="null")
-        self.outputs = dict(zip(sym.list_outputs(), self.exe.outputs))
+        self.outputs = list(output_names or sym.list_outputs())
 
     def set_input(self, name: str, value) -> None:
         """Copy a NumPy array or NDArray into the bound input `name` (no allocation)."""
@@ -97,11 +99,15 @@ class VideoSegmenter:
         (every upsampling kernel the same separable filter); otherwise fall back, logged.
     original_io: do each frame's host work as the original demo did (a fresh input array,
         the full score map copied to the host, argmax in NumPy), for benchmarks.
+    int8_calibration: preprocessed frames (1, 3, H, W): run the keyframe trunk in INT8,
+        calibrated on them (accel.core.quantize; fast path only). Its accuracy change is
+        not zero: measure it.
     """
 
     def __init__(self, network, arg_params, aux_params, interval: int = 5,
                  ctx: Optional[mx.Context] = None, panels: bool = False, source: str = "",
-                 fast: bool = False, original_io: bool = False):
+                 fast: bool = False, original_io: bool = False,
+                 int8_calibration: Optional[Sequence[np.ndarray]] = None):
         if int(interval) < 1:
             raise ValueError("keyframe interval must be >= 1, got %r" % (interval,))
         self.interval = int(interval)
@@ -122,6 +128,11 @@ class VideoSegmenter:
                 logger.warning("fast path disabled: the checkpoint's upsampling kernels are "
                                "not one shared separable filter")
         self.fast = self.upsample_filter is not None
+        if int8_calibration is not None and not self.fast:
+            raise ValueError("the INT8 keyframe trunk runs on the fast CPU path, which this "
+                             "model/device cannot use (see the messages above)")
+        self.int8_calibration = int8_calibration
+        self._int8 = None   # (symbol, args, aux) once quantized
         network = network.variant(fast=self.fast)
         self.network = network
         self.args.update({k: v.as_in_context(self.ctx)
@@ -165,7 +176,16 @@ class VideoSegmenter:
         cur_args, cur_aux = param_shapes(self.cur_sym, cur_inputs)
         check_params(({**key_args, **cur_args}, {**key_aux, **cur_aux}), self.args, self.aux,
                      allow_extra=True, source=self.source)
-        self._key = BoundGraph(self.key_sym, key_inputs, self.args, self.aux, self.ctx)
+        if self.int8_calibration is not None:
+            if self._int8 is None:
+                from accel.core.quantize import quantize_trunk
+                self._int8 = quantize_trunk(self.key_sym, self.args, self.aux,
+                                            self.int8_calibration)
+            qsym, qargs, qaux = self._int8
+            self._key = BoundGraph(qsym, key_inputs, qargs, qaux, self.ctx,
+                                   output_names=self.key_sym.list_outputs())
+        else:
+            self._key = BoundGraph(self.key_sym, key_inputs, self.args, self.aux, self.ctx)
         self._cur = BoundGraph(self.cur_sym, cur_inputs, self.args, self.aux, self.ctx)
         self._shape = shape
         if self.fast:

@@ -598,6 +598,55 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read and write on the main thread (no overlap with the network)")
 
 
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """How Accel/DFF run on the CPU: the fast path (default), the official graphs, INT8."""
+    speed = parser.add_argument_group("speed (CPU)")
+    speed.add_argument("--reference-path", action="store_true",
+                       help="run the official graphs as the original demo does (default on "
+                            "the CPU: the fast path, same results up to float rounding)")
+    speed.add_argument("--int8", default=None, metavar="FOLDER",
+                       help="run the keyframe trunk in INT8, calibrated on images of FOLDER "
+                            "(e.g. training frames); this changes the accuracy: measure it")
+    speed.add_argument("--int8-frames", type=int, default=8, metavar="N",
+                       help="calibration images taken evenly from --int8 FOLDER (default 8)")
+
+
+def calibration_frames(folder: str, data: "DemoData", count: int) -> List[np.ndarray]:
+    """`count` images spread over `folder`, preprocessed as the demo's frames."""
+    if count < 1:
+        raise ValueError(f"--int8-frames must be >= 1, got {count}")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"--int8 {folder}: not a folder of calibration images")
+    paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                   if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
+    if not paths:
+        raise FileNotFoundError(f"--int8 {folder}: no .png/.jpg images in it")
+    picks = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
+    frames = [prepare_frame(imutil.read_image(p), data.pixel_means, data.scales,
+                            data.stride).data for p in picks]
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        raise ValueError(f"--int8 {folder}: images give different network input shapes "
+                         f"{sorted(shapes)}; use images of one size")
+    return frames
+
+
+def speed_options(args: argparse.Namespace, data: "DemoData", ctx: mx.Context) -> Dict[str, Any]:
+    """VideoSegmenter keyword arguments (fast, int8_calibration) from the speed flags."""
+    panels = getattr(args, "panels", False)
+    fast = ctx.device_type == "cpu" and not args.reference_path and not panels
+    if args.int8 is not None and not fast:
+        why = ("--reference-path" if args.reference_path else "--panels" if panels
+               else f"the device {ctx}")
+        raise ValueError(f"--int8 runs on the fast CPU path, which {why} rules out")
+    if panels and ctx.device_type == "cpu" and not args.reference_path:
+        logger.info("--panels: running the official graphs (the fast path keeps no "
+                    "per-branch scores)")
+    calib = (calibration_frames(args.int8, data, args.int8_frames)
+             if args.int8 is not None else None)
+    return {"fast": fast, "int8_calibration": calib}
+
+
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags both demos share: data, video, model, device, outputs, protocol."""
     add_data_arguments(parser)

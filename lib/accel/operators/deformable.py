@@ -77,6 +77,11 @@ class _DeformableConvProp(mx.operator.CustomOpProp):
         wo = (data[3] + 2 * self.pad - self.dilate * 2 - 1) // self.stride + 1
         return [data, offset, weight], [[data[0], self.num_filter, ho, wo]], []
 
+    def infer_type(self, in_type):
+        # float32 throughout, stated so that graphs rewritten around this op (e.g. the INT8
+        # keyframe trunk, which keeps it in float32) still infer the weight's type.
+        return [np.float32] * 3, [np.float32], []
+
     def create_operator(self, ctx, shapes, dtypes):
         if ctx.device_type != "cpu":
             raise ValueError("the fast deformable convolution runs on the CPU only; on %s use "
