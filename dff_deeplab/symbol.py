@@ -95,7 +95,8 @@ class AccelNetwork:
           reference `fc6` without its bias (1024 channels, not 2048): the warp is linear
           with zeros outside, so fc6(warp(x)) = warp(fc6_weight * x) + fc6_bias, and the
           non-key frames skip the 2048 -> 1024 conv and warp half the channels;
-        - Accel-18/34: `feat_upsampling` and `fc6` folded into one transposed conv.
+        - Accel-18/34: `feat_upsampling` and `fc6` folded into one transposed conv;
+        - the warp by our operator (`warp_op='fused'`), compiled on the CPU.
     """
 
     def __init__(self, version="18", num_classes: int = 19, warp_op: str = "builtin",
@@ -253,7 +254,8 @@ class AccelNetwork:
         data, data_key = mx.sym.Variable("data"), mx.sym.Variable("data_key")
         feat_key = mx.sym.Variable("feat_key")
         flow = flownet_s(data, data_key)
-        warped = warp(feat_key, flow, "warping_feat", self.warp_op)
+        # The fast path warps with our operator, whose CPU kernel is the faster one.
+        warped = warp(feat_key, flow, "warping_feat", "fused" if self.fast else self.warp_op)
         return mx.sym.Group([data_key, warped, self._fuse(warped, data)])
 
     def train(self, key_interval: Optional[int] = None) -> mx.sym.Symbol:

@@ -87,3 +87,38 @@ def im2col(const f32[:, ::1] data, const int[:, :, :, ::1] idx, const f32[:, :, 
                     + wts[g, k, p, 1] * data[c, idx[g, k, p, 1]]
                     + wts[g, k, p, 2] * data[c, idx[g, k, p, 2]]
                     + wts[g, k, p, 3] * data[c, idx[g, k, p, 3]])
+
+
+def warp_table(const f32[:, :, ::1] flow):
+    """Corner indices (1, 1, P, 4) int32 and weights (1, 1, P, 4) float32 of a flow warp, for
+    `im2col` with one group and one tap: output pixel (y, x) reads (y + flow[1], x + flow[0])
+    bilinearly and each corner outside the map weighs 0 (MXNet's BilinearSampler, the
+    convention of accel.operators.reference.warp_numpy).
+    """
+    cdef int height = flow.shape[1], width = flow.shape[2]
+    cdef int npix = height * width
+    idx_arr = np.zeros((1, 1, npix, 4), dtype=np.int32)
+    wts_arr = np.zeros((1, 1, npix, 4), dtype=np.float32)
+    cdef int[:, :, :, ::1] idx = idx_arr
+    cdef f32[:, :, :, ::1] wts = wts_arr
+    cdef int p, y, x, y0, x0, q, yi, xi
+    cdef float ys, xs, ly, lx, wy, wx
+    for p in prange(npix, nogil=True, schedule="static"):
+        y = p // width
+        x = p % width
+        ys = y + flow[1, y, x]
+        xs = x + flow[0, y, x]
+        y0 = <int>floor(ys)
+        x0 = <int>floor(xs)
+        ly = ys - y0
+        lx = xs - x0
+        for q in range(4):
+            yi = y0 + q // 2
+            xi = x0 + q % 2
+            if yi < 0 or yi >= height or xi < 0 or xi >= width:
+                continue
+            wy = ly if q // 2 else 1 - ly
+            wx = lx if q % 2 else 1 - lx
+            idx[0, 0, p, q] = yi * width + xi
+            wts[0, 0, p, q] = wy * wx
+    return idx_arr, wts_arr
