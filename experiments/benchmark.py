@@ -1,6 +1,7 @@
 """Per-frame cost of DeepLab-101, DFF and Accel-18/34/50/101 on this machine, two paths.
 
     python experiments/benchmark.py                       # 512x1024, interval 5
+    python experiments/benchmark.py --int8 key all        # also the INT8 trunks
     python experiments/benchmark.py --size 1024 2048 --versions 18 --rss
 
 Paths, measured in one process, frame by frame alternating so that machine noise hits both:
@@ -8,7 +9,10 @@ Paths, measured in one process, frame by frame alternating so that machine noise
   (fresh input array, full score map copied to the host, argmax in NumPy);
 * fast: `VideoSegmenter(fast=True)`: inputs copied in place, our CPU deformable convolution,
   score fusion at stride 16, the 1024-channel fc6 state propagated instead of res5c, and the
-  fixed upsampling fused with the argmax on the host (accel.core.inference).
+  fixed upsampling fused with the argmax on the host (accel.core.inference);
+* with --int8: the fast path with INT8 trunks (keyframe only, or every trunk), calibrated on
+  sample_data's training frames (timing only: the accuracy change is measured on labelled
+  data by experiments/int8_camvid.sh).
 Weights are random (timing does not depend on them) with the fixed bilinear upsampling
 kernels of the released models; frames are real CamVid frames from sample_data/ resized.
 Prints a Markdown table and writes JSON (--json). Per-sub-network times come from the same
@@ -40,6 +44,7 @@ from dff_deeplab.symbol import AccelNetwork, reference_features
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data" / "camvid" / "val"
+SAMPLE_TRAIN = REPO / "sample_data" / "camvid" / "train"
 PIXEL_MEANS_BGR = (103.06, 115.90, 123.15)
 VERSIONS = ("deeplab", "dff", "18", "34", "50", "101")
 WARMUP = 2
@@ -82,10 +87,20 @@ def network_for(version):
     return AccelNetwork(version), None
 
 
-def time_versions(versions, size, interval, num_frames):
-    """Per-frame times of every version on both paths, frames interleaved between paths."""
+def calibration(size, count=8):
+    """Real frames for the INT8 calibration: sample_data's training frames, not the timed ones."""
+    paths = sorted(SAMPLE_TRAIN.glob("*.png"))[:count]
+    if len(paths) < 2:
+        raise FileNotFoundError("INT8 calibration needs frames in %s" % SAMPLE_TRAIN)
+    return [image_to_tensor(resize_image(read_image(str(p)), tuple(size)), PIXEL_MEANS_BGR)
+            for p in paths]
+
+
+def time_versions(versions, size, interval, num_frames, int8_scopes=()):
+    """Per-frame times of every version on every path, frames interleaved between paths."""
     shape = (1, 3) + tuple(size)
     clip = frames(size, num_frames + WARMUP)
+    calib = calibration(size) if int8_scopes else None
     results = {}
     for version in versions:
         network, fixed_interval = network_for(version)
@@ -93,6 +108,10 @@ def time_versions(versions, size, interval, num_frames):
         args, aux = random_params(network, shape)
         segs = {"reference": VideoSegmenter(network, args, aux, k, original_io=True),
                 "fast": VideoSegmenter(network, args, aux, k, fast=True)}
+        for scope in int8_scopes:
+            segs["fast, INT8 " + scope] = VideoSegmenter(network, args, aux, k, fast=True,
+                                                         int8_calibration=calib,
+                                                         int8_scope=scope)
         times = {p: {"key": [], "nonkey": [], "all": []} for p in segs}
         for i, frame in enumerate(clip):
             for path, seg in segs.items():
@@ -102,9 +121,8 @@ def time_versions(versions, size, interval, num_frames):
                     times[path]["all"].append(r.network_s)
         results[version] = {p: {kind: stats(v) for kind, v in t.items()} for p, t in times.items()}
         results[version]["interval"] = k
-        logging.info("%s: reference %.0f ms, fast %.0f ms per frame", version,
-                     results[version]["reference"]["all"]["mean"],
-                     results[version]["fast"]["all"]["mean"])
+        logging.info("%s: %s", version, ", ".join(
+            "%s %.0f ms" % (p, results[version][p]["all"]["mean"]) for p in segs))
         del segs, args, aux
     return results
 
@@ -225,20 +243,21 @@ def markdown(report):
     lines = ["Per-frame network time (ms: mean / p50 / p99 / max), %dx%d, interval %d, "
              "%d frames after %d warm-up, %s" % (size[0], size[1], k, report["frames"], WARMUP,
                                                 report["machine"]), "",
-             "| network | path | all frames | keyframes | non-key frames | fast / reference |",
+             "| network | path | all frames | keyframes | non-key frames | / reference |",
              "|---|---|---|---|---|---|"]
     names = {"deeplab": "DeepLab-101 (frame by frame)", "dff": "DFF"}
+    paths = report["paths"]
     for version, r in res.items():
-        ratio = r["fast"]["all"]["mean"] / r["reference"]["all"]["mean"]
-        for path in ("reference", "fast"):
+        for path in paths:
+            ratio = r[path]["all"]["mean"] / r["reference"]["all"]["mean"]
             lines.append("| %s | %s | %s | %s | %s | %s |" % (
                 names.get(version, "Accel-" + version), path, _fmt(r[path]["all"]),
                 _fmt(r[path]["key"]), _fmt(r[path]["nonkey"]),
-                "%.2f" % ratio if path == "fast" else ""))
-    lines += ["", "| ratio | reference | fast |", "|---|---|---|"]
+                "%.2f" % ratio if path != "reference" else ""))
+    lines += ["", "| ratio | %s |" % " | ".join(paths), "|---|%s" % ("---|" * len(paths))]
     for name, value in report["ratios"].items():
-        lines.append("| %s | %s | %s |" % (name, *("%.2f" % v if v is not None else "-"
-                                                    for v in value)))
+        lines.append("| %s | %s |" % (name, " | ".join(
+            "%.2f" % value[p] if value.get(p) is not None else "-" for p in paths)))
     if report.get("parts"):
         lines += ["", "| building block (ms, median of %d, timed in turns) | reference | fast |"
                   % report["repeat"], "|---|---|---|"]
@@ -256,16 +275,13 @@ def markdown(report):
     return "\n".join(lines)
 
 
-def ratios(res):
-    """The targets of the performance issue, for both paths."""
-    out = {}
-    for path_i, path in enumerate(("reference", "fast")):
-        def mean(v):
-            return res[v][path]["all"]["mean"] if v in res else None
-        pairs = {"Accel-18 / DeepLab-101 at the interval": ("18", "deeplab")}
-        for name, (a, b) in pairs.items():
-            value = mean(a) / mean(b) if mean(a) and mean(b) else None
-            out.setdefault(name, [None, None])[path_i] = value
+def ratios(res, paths):
+    """The targets of the performance issue, per path."""
+    out = {"Accel-18 / DeepLab-101 at the interval": {}}
+    for path in paths:
+        if "18" in res and "deeplab" in res:
+            out["Accel-18 / DeepLab-101 at the interval"][path] = (
+                res["18"][path]["all"]["mean"] / res["deeplab"][path]["all"]["mean"])
     return out
 
 
@@ -277,6 +293,9 @@ def main(argv=None):
     parser.add_argument("--versions", nargs="+", default=list(VERSIONS), choices=VERSIONS)
     parser.add_argument("--no-parts", action="store_true", help="skip the building blocks")
     parser.add_argument("--repeat", type=int, default=5, help="runs per building block")
+    parser.add_argument("--int8", nargs="*", choices=("key", "all"), default=[],
+                        help="also time the fast path with INT8 trunks (keyframe trunk / "
+                             "every trunk), calibrated on sample_data's training frames")
     parser.add_argument("--rss", action="store_true", help="peak RSS per version (slow)")
     parser.add_argument("--json", default=None, help="write the report here as JSON")
     args = parser.parse_args(argv)
@@ -286,16 +305,18 @@ def main(argv=None):
     report = {"size": args.size, "interval": args.interval, "frames": args.frames,
               "machine": "%d CPU cores, MXNet %s, OMP_NUM_THREADS=%s" % (
                   os.cpu_count(), mx.__version__, os.environ.get("OMP_NUM_THREADS", "unset"))}
-    report["versions"] = time_versions(args.versions, args.size, args.interval, args.frames)
-    report["ratios"] = ratios(report["versions"])
+    report["versions"] = time_versions(args.versions, args.size, args.interval, args.frames,
+                                       args.int8)
+    report["paths"] = ["reference", "fast"] + ["fast, INT8 " + s for s in args.int8]
+    report["ratios"] = ratios(report["versions"], report["paths"])
     if not args.no_parts:
         report["repeat"] = args.repeat
         report["parts"] = time_parts(args.size, args.repeat)
         p = report["parts"]
         twin = p["plain-dilated trunk (twin)"]["reference"]
-        report["ratios"]["deformable trunk / plain-dilated twin"] = [
-            p["reference trunk (deformable res5)"]["reference"] / twin,
-            p["reference trunk (deformable res5)"]["fast"] / twin]
+        report["ratios"]["deformable trunk / plain-dilated twin"] = {
+            path: p["reference trunk (deformable res5)"][path] / twin
+            for path in ("reference", "fast")}
     if args.rss:
         report["peak_rss_mib"] = peak_rss(args.versions, args.size, args.interval)
     table = markdown(report)

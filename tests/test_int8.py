@@ -23,14 +23,20 @@ def _frames():
     return list(z["input__data_ref"][:, None]) + [z["input__data"]]
 
 
+def _quantized(graph):
+    return any("quantize" in n for n in graph.exe._symbol.get_internals().list_outputs())
+
+
 @pytest.mark.skipif(not int8_available(), reason="this MXNet build has no MKL-DNN INT8 kernels")
-def test_int8_keyframe_trunk_is_quantized_and_close_to_float():
+@pytest.mark.parametrize("scope", ["key", "all"])
+def test_int8_trunks_are_quantized_and_close_to_float(scope):
     frames = _frames()
     net = AccelNetwork("18")
     args, aux = oracle_network_params(net, (1, 3, 128, 256))
     args = _bilinear(args)
     ref = VideoSegmenter(net, args, aux, interval=3, fast=True)
-    int8 = VideoSegmenter(net, args, aux, interval=3, fast=True, int8_calibration=frames[:2])
+    int8 = VideoSegmenter(net, args, aux, interval=3, fast=True, int8_calibration=frames[:3],
+                          int8_scope=scope)
     for i, frame in enumerate(frames):
         a, b = ref.step(frame), int8.step(frame)
         assert a.is_key == b.is_key
@@ -40,9 +46,9 @@ def test_int8_keyframe_trunk_is_quantized_and_close_to_float():
             fb = int8._key.exe.outputs[0].asnumpy()
             err = np.abs(fa - fb).mean() / np.abs(fa).mean()
             assert 0 < err < 0.2
-            assert any("quantize" in n for n in int8._key.exe._symbol.get_internals()
-                       .list_outputs())
+            assert _quantized(int8._key)
         assert (a.pred == b.pred).mean() > 0.5
+    assert _quantized(int8._cur) == (scope == "all")
 
 
 def test_int8_needs_the_fast_path_and_consistent_calibration():
@@ -55,6 +61,9 @@ def test_int8_needs_the_fast_path_and_consistent_calibration():
                          int8_calibration=[frames[0], frames[0][:, :, :64]])
     with pytest.raises(ValueError, match="one shape"):
         seg.step(frames[0])
+    with pytest.raises(ValueError, match="at least 2 calibration frames"):
+        VideoSegmenter(net, _bilinear(args), aux, fast=True, int8_calibration=frames[:1],
+                       int8_scope="all")
 
 
 def _speed_args(*argv):
@@ -73,7 +82,8 @@ class _Data:
 
 def test_speed_flags(tmp_path):
     cpu = mx.cpu()
-    assert speed_options(_speed_args(), _Data, cpu) == {"fast": True, "int8_calibration": None}
+    assert speed_options(_speed_args(), _Data, cpu) == {
+        "fast": True, "int8_calibration": None, "int8_scope": "key"}
     assert not speed_options(_speed_args("--reference-path"), _Data, cpu)["fast"]
     with pytest.raises(ValueError, match="--reference-path"):
         speed_options(_speed_args("--reference-path", "--int8", str(SAMPLE / "train")),

@@ -99,15 +99,18 @@ class VideoSegmenter:
         (every upsampling kernel the same separable filter); otherwise fall back, logged.
     original_io: do each frame's host work as the original demo did (a fresh input array,
         the full score map copied to the host, argmax in NumPy), for benchmarks.
-    int8_calibration: preprocessed frames (1, 3, H, W): run the keyframe trunk in INT8,
+    int8_calibration: preprocessed frames (1, 3, H, W) of one shape: run trunks in INT8,
         calibrated on them (accel.core.quantize; fast path only). Its accuracy change is
         not zero: measure it.
+    int8_scope: 'key' quantizes the keyframe trunk; 'all' also the flow network and the
+        update branch (calibrated by running the float graphs over the frames in order).
     """
 
     def __init__(self, network, arg_params, aux_params, interval: int = 5,
                  ctx: Optional[mx.Context] = None, panels: bool = False, source: str = "",
                  fast: bool = False, original_io: bool = False,
-                 int8_calibration: Optional[Sequence[np.ndarray]] = None):
+                 int8_calibration: Optional[Sequence[np.ndarray]] = None,
+                 int8_scope: str = "key"):
         if int(interval) < 1:
             raise ValueError("keyframe interval must be >= 1, got %r" % (interval,))
         self.interval = int(interval)
@@ -131,8 +134,14 @@ class VideoSegmenter:
         if int8_calibration is not None and not self.fast:
             raise ValueError("the INT8 keyframe trunk runs on the fast CPU path, which this "
                              "model/device cannot use (see the messages above)")
+        if int8_scope not in ("key", "all"):
+            raise ValueError("int8_scope must be 'key' or 'all', got %r" % (int8_scope,))
+        if int8_calibration is not None and int8_scope == "all" and len(int8_calibration) < 2:
+            raise ValueError("INT8 of every trunk needs at least 2 calibration frames (the "
+                             "non-key graph sees pairs)")
         self.int8_calibration = int8_calibration
-        self._int8 = None   # (symbol, args, aux) once quantized
+        self.int8_scope = int8_scope
+        self._int8 = None   # {graph: (symbol, args, aux)} once quantized
         network = network.variant(fast=self.fast)
         self.network = network
         self.args.update({k: v.as_in_context(self.ctx)
@@ -176,21 +185,51 @@ class VideoSegmenter:
         cur_args, cur_aux = param_shapes(self.cur_sym, cur_inputs)
         check_params(({**key_args, **cur_args}, {**key_aux, **cur_aux}), self.args, self.aux,
                      allow_extra=True, source=self.source)
-        if self.int8_calibration is not None:
-            if self._int8 is None:
-                from accel.core.quantize import quantize_trunk
-                self._int8 = quantize_trunk(self.key_sym, self.args, self.aux,
-                                            self.int8_calibration)
-            qsym, qargs, qaux = self._int8
-            self._key = BoundGraph(qsym, key_inputs, qargs, qaux, self.ctx,
-                                   output_names=self.key_sym.list_outputs())
-        else:
-            self._key = BoundGraph(self.key_sym, key_inputs, self.args, self.aux, self.ctx)
-        self._cur = BoundGraph(self.cur_sym, cur_inputs, self.args, self.aux, self.ctx)
+        if self.int8_calibration is not None and self._int8 is None:
+            self._int8 = self._quantize()
+        graphs = {}
+        for name, sym, inputs in (("key", self.key_sym, key_inputs),
+                                  ("cur", self.cur_sym, cur_inputs)):
+            if self._int8 and name in self._int8:
+                qsym, qargs, qaux = self._int8[name]
+                graphs[name] = BoundGraph(qsym, inputs, qargs, qaux, self.ctx,
+                                          output_names=sym.list_outputs())
+            else:
+                graphs[name] = BoundGraph(sym, inputs, self.args, self.aux, self.ctx)
+        self._key, self._cur = graphs["key"], graphs["cur"]
         self._shape = shape
         if self.fast:
             self._upsampler = SeparableUpsampler(self.upsample_filter, shape[2:],
                                                  feat_shape[2:])
+
+    def _quantize(self) -> Dict[str, Tuple]:
+        """INT8 graphs calibrated on `int8_calibration` ('key', and 'cur' for scope 'all')."""
+        from accel.core.quantize import quantize_graph
+
+        v = self.network.version
+        # Heads, fusion, warp and the flow predictors (`Convolution1..5`) stay float32.
+        head = v.head_prefix or ""
+        keep = ("fc6", "score", head + "fc6", head + "score", "correction", "warping_feat",
+                "Convolution")
+        frames = list(self.int8_calibration)
+        out = {"key": quantize_graph(self.key_sym, self.args, self.aux,
+                                     [{"data": f} for f in frames], keep)}
+        if self.int8_scope == "all" and self.interval > 1:
+            # The non-key graph's inputs as the stream gives them: float graphs run over the
+            # calibration frames in order, the state propagated hop by hop.
+            shape = tuple(frames[0].shape)
+            state = self.key_sym.get_internals()[self.state_name].infer_shape(data=shape)[1][0]
+            key = BoundGraph(self.key_sym, {"data": shape}, self.args, self.aux, self.ctx)
+            cur = BoundGraph(self.cur_sym, {"data": shape, "data_key": shape,
+                                            "feat_key": tuple(state)},
+                             self.args, self.aux, self.ctx)
+            feat = key.forward(data=frames[0])[self.state_name].asnumpy()
+            samples = []
+            for prev, frame in zip(frames, frames[1:]):
+                samples.append({"data": frame, "data_key": prev, "feat_key": feat})
+                feat = cur.forward(**samples[-1])["warping_feat_output"].asnumpy()
+            out["cur"] = quantize_graph(self.cur_sym, self.args, self.aux, samples, keep)
+        return out
 
     def reset(self) -> None:
         """Start a new sequence: the next frame is a keyframe."""

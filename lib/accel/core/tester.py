@@ -609,6 +609,9 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
                             "(e.g. training frames); this changes the accuracy: measure it")
     speed.add_argument("--int8-frames", type=int, default=8, metavar="N",
                        help="calibration images taken evenly from --int8 FOLDER (default 8)")
+    speed.add_argument("--int8-scope", choices=("key", "all"), default="key",
+                       help="key: the keyframe trunk only (default); all: also the flow "
+                            "network and the update branch")
 
 
 def calibration_frames(folder: str, data: "DemoData", count: int) -> List[np.ndarray]:
@@ -632,7 +635,7 @@ def calibration_frames(folder: str, data: "DemoData", count: int) -> List[np.nda
 
 
 def speed_options(args: argparse.Namespace, data: "DemoData", ctx: mx.Context) -> Dict[str, Any]:
-    """VideoSegmenter keyword arguments (fast, int8_calibration) from the speed flags."""
+    """VideoSegmenter keyword arguments (fast, int8_*) from the speed flags."""
     panels = getattr(args, "panels", False)
     fast = ctx.device_type == "cpu" and not args.reference_path and not panels
     if args.int8 is not None and not fast:
@@ -644,7 +647,7 @@ def speed_options(args: argparse.Namespace, data: "DemoData", ctx: mx.Context) -
                     "per-branch scores)")
     calib = (calibration_frames(args.int8, data, args.int8_frames)
              if args.int8 is not None else None)
-    return {"fast": fast, "int8_calibration": calib}
+    return {"fast": fast, "int8_calibration": calib, "int8_scope": args.int8_scope}
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
