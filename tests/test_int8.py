@@ -28,10 +28,10 @@ def _quantized(graph):
 
 
 @pytest.mark.skipif(not int8_available(), reason="this MXNet build has no MKL-DNN INT8 kernels")
-@pytest.mark.parametrize("scope", ["key", "all"])
-def test_int8_trunks_are_quantized_and_close_to_float(scope):
+@pytest.mark.parametrize("version, scope", [("18", "key"), ("18", "all"), ("101", "all")])
+def test_int8_trunks_are_quantized_and_close_to_float(version, scope):
     frames = _frames()
-    net = AccelNetwork("18")
+    net = AccelNetwork(version)
     args, aux = oracle_network_params(net, (1, 3, 128, 256))
     args = _bilinear(args)
     ref = VideoSegmenter(net, args, aux, interval=3, fast=True)

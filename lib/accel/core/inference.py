@@ -207,10 +207,12 @@ class VideoSegmenter:
         from accel.core.quantize import quantize_graph
 
         v = self.network.version
-        # Heads, fusion, warp and the flow predictors (`Convolution1..5`) stay float32.
+        # Heads, fusion, warp and the flow predictors (`Convolution1..5`) stay float32, and
+        # so does the state: MXNet 1.9 mis-wires a float conv+ReLU (`fc6`) fed by an INT8
+        # `res5c_relu` ("Shape inconsistent, Provided = [1]").
         head = v.head_prefix or ""
         keep = ("fc6", "score", head + "fc6", head + "score", "correction", "warping_feat",
-                "Convolution")
+                "Convolution", self.network.state_name)
         frames = list(self.int8_calibration)
         out = {"key": quantize_graph(self.key_sym, self.args, self.aux,
                                      [{"data": f} for f in frames], keep)}
