@@ -177,7 +177,8 @@ def time_parts(size, repeat=5):
         flownet_s(data, data_key), {"data": shape, "data_key": shape})}, repeat)
     parts["warp"] = _interleaved({
         "reference": _bound(warp(feat_var, flow_var), {"feat": feat_shape, "flow": flow_shape}),
-        "fast": _bound(warp(feat_var, flow_var), {"feat": state_shape, "flow": flow_shape})},
+        "fast": _bound(warp(feat_var, flow_var, op="fused"),
+                       {"feat": state_shape, "flow": flow_shape})},
         repeat)
     for version in ("18", "34", "50"):
         parts["update branch %s (trunk)" % version] = _interleaved({
@@ -216,7 +217,21 @@ def _rss_child(version, path, size, interval, queue):
     del args, aux
     for frame in frames(size, 3):
         seg.step(frame)
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    queue.put(_peak_rss_mib())
+
+
+def _peak_rss_mib():
+    """This process's peak resident memory. Linux: VmHWM, the high-water mark of the current
+    address space. (ru_maxrss is not usable here: Linux carries it across fork and exec, so a
+    spawned child reports its parent's peak.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def peak_rss(versions, size, interval):
