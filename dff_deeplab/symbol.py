@@ -14,7 +14,7 @@ Graphs built here (official names): `key_test` (keyframe), `cur_test` (non-key f
 `train` (KEY_INTERVAL-1 hops of incremental warping into the labelled frame).
 """
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -146,6 +146,15 @@ class AccelNetwork:
         if self.fast and self.version.fusion == "score" and not key:
             return arg_params["corr_bias"].asnumpy()
         return None
+
+    @property
+    def float32_layers(self) -> Tuple[str, ...]:
+        """Layer-name prefixes an INT8 rewrite keeps in float32: heads, fusion, warp, the flow
+        predictors (`Convolution1..5`) and the state. (MXNet 1.9 also mis-wires a float
+        conv+ReLU `fc6` fed by an INT8 `res5c_relu`: "Shape inconsistent, Provided = [1]".)"""
+        head = self.version.head_prefix or ""
+        return ("fc6", "score", head + "fc6", head + "score", "correction", "warping_feat",
+                "Convolution", self.state_name)
 
     def _head(self, feat, data, prefix=""):
         if self.fast:

@@ -50,11 +50,12 @@ VERSIONS = ("deeplab", "dff", "18", "34", "50", "101")
 WARMUP = 2
 
 
-def frames(size, count):
-    """`count` real consecutive frames resized to `size`, preprocessed (1, 3, H, W)."""
-    paths = sorted(SAMPLE.glob("*.png"))
+def frames(size, count, folder=SAMPLE):
+    """`count` real consecutive frames of `folder` resized to `size`, preprocessed
+    (1, 3, H, W); the folder's frames repeat if it has fewer."""
+    paths = sorted(folder.glob("*.png"))
     if not paths:
-        raise FileNotFoundError("no frames in %s" % SAMPLE)
+        raise FileNotFoundError("no frames in %s" % folder)
     return [image_to_tensor(resize_image(read_image(str(paths[i % len(paths)])), tuple(size)),
                             PIXEL_MEANS_BGR) for i in range(count)]
 
@@ -87,20 +88,12 @@ def network_for(version):
     return AccelNetwork(version), None
 
 
-def calibration(size, count=8):
-    """Real frames for the INT8 calibration: sample_data's training frames, not the timed ones."""
-    paths = sorted(SAMPLE_TRAIN.glob("*.png"))[:count]
-    if len(paths) < 2:
-        raise FileNotFoundError("INT8 calibration needs frames in %s" % SAMPLE_TRAIN)
-    return [image_to_tensor(resize_image(read_image(str(p)), tuple(size)), PIXEL_MEANS_BGR)
-            for p in paths]
-
-
 def time_versions(versions, size, interval, num_frames, int8_scopes=()):
     """Per-frame times of every version on every path, frames interleaved between paths."""
     shape = (1, 3) + tuple(size)
     clip = frames(size, num_frames + WARMUP)
-    calib = calibration(size) if int8_scopes else None
+    # INT8 calibration on sample_data's training frames, not on the timed ones.
+    calib = frames(size, 8, SAMPLE_TRAIN) if int8_scopes else None
     results = {}
     for version in versions:
         network, fixed_interval = network_for(version)

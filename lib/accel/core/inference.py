@@ -169,10 +169,8 @@ class VideoSegmenter:
         """Bind both graphs for frames of `shape` (once; a new shape rebinds, logged)."""
         if self._shape is not None:
             logger.info("frame shape changed from %s to %s: rebinding", self._shape, shape)
-        key_inputs = {"data": shape}
-        feat_shape = tuple(self.key_sym.get_internals()[self.state_name].infer_shape(
-            data=shape)[1][0])
-        cur_inputs = {"data": shape, "data_key": shape, "feat_key": feat_shape}
+        key_inputs, cur_inputs = self._input_shapes(shape)
+        feat_shape = cur_inputs["feat_key"]
         try:
             _, out_shapes, _ = self.cur_sym.infer_shape(**cur_inputs)
         except mx.base.MXNetError as err:
@@ -202,29 +200,26 @@ class VideoSegmenter:
             self._upsampler = SeparableUpsampler(self.upsample_filter, shape[2:],
                                                  feat_shape[2:])
 
+    def _input_shapes(self, shape: Shape) -> Tuple[Dict[str, Shape], Dict[str, Shape]]:
+        """Input shapes of the keyframe and non-key graphs for frames of `shape`."""
+        state = tuple(self.key_sym.get_internals()[self.state_name].infer_shape(
+            data=shape)[1][0])
+        return {"data": shape}, {"data": shape, "data_key": shape, "feat_key": state}
+
     def _quantize(self) -> Dict[str, Tuple]:
         """INT8 graphs calibrated on `int8_calibration` ('key', and 'cur' for scope 'all')."""
         from accel.core.quantize import quantize_graph
 
-        v = self.network.version
-        # Heads, fusion, warp and the flow predictors (`Convolution1..5`) stay float32, and
-        # so does the state: MXNet 1.9 mis-wires a float conv+ReLU (`fc6`) fed by an INT8
-        # `res5c_relu` ("Shape inconsistent, Provided = [1]").
-        head = v.head_prefix or ""
-        keep = ("fc6", "score", head + "fc6", head + "score", "correction", "warping_feat",
-                "Convolution", self.network.state_name)
+        keep = self.network.float32_layers
         frames = list(self.int8_calibration)
         out = {"key": quantize_graph(self.key_sym, self.args, self.aux,
                                      [{"data": f} for f in frames], keep)}
         if self.int8_scope == "all" and self.interval > 1:
             # The non-key graph's inputs as the stream gives them: float graphs run over the
             # calibration frames in order, the state propagated hop by hop.
-            shape = tuple(frames[0].shape)
-            state = self.key_sym.get_internals()[self.state_name].infer_shape(data=shape)[1][0]
-            key = BoundGraph(self.key_sym, {"data": shape}, self.args, self.aux, self.ctx)
-            cur = BoundGraph(self.cur_sym, {"data": shape, "data_key": shape,
-                                            "feat_key": tuple(state)},
-                             self.args, self.aux, self.ctx)
+            key_inputs, cur_inputs = self._input_shapes(tuple(frames[0].shape))
+            key = BoundGraph(self.key_sym, key_inputs, self.args, self.aux, self.ctx)
+            cur = BoundGraph(self.cur_sym, cur_inputs, self.args, self.aux, self.ctx)
             feat = key.forward(data=frames[0])[self.state_name].asnumpy()
             samples = []
             for prev, frame in zip(frames, frames[1:]):

@@ -17,10 +17,6 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-# Layers kept in float32: the heads that read the trunks' features.
-HEAD_PREFIXES = ("fc6", "score")
-
-
 def int8_available() -> bool:
     """True when this MXNet build has the MKL-DNN INT8 kernels (pip's CPU wheel has)."""
     return mx.runtime.Features().is_enabled("MKLDNN")
@@ -29,13 +25,13 @@ def int8_available() -> bool:
 def quantize_graph(sym: mx.sym.Symbol, arg_params: Dict[str, mx.nd.NDArray],
                    aux_params: Dict[str, mx.nd.NDArray],
                    calibration: Sequence[Dict[str, np.ndarray]],
-                   keep_float: Sequence[str] = HEAD_PREFIXES
+                   keep_float: Sequence[str]
                    ) -> Tuple[mx.sym.Symbol, Dict[str, mx.nd.NDArray], Dict[str, mx.nd.NDArray]]:
     """INT8 version of a graph, calibrated on real inputs.
 
     calibration: samples {input name: array (1, ...)}, every sample with the same inputs
         and shapes (at least one sample); the names are the graph's data inputs.
-    keep_float: layer-name prefixes left in float32 (default: the segmentation head).
+    keep_float: layer-name prefixes left in float32 (e.g. `AccelNetwork.float32_layers`).
     Returns (symbol, arg_params, aux_params) to bind on the CPU; outputs keep their order
     (their names change).
     """

@@ -37,6 +37,7 @@ from accel.core.metrics import SegmentationEvaluator
 from accel.dataset import (DATASETS, LabelledVideoDataset, VideoFrames, config_scales,
                            config_split)
 from accel.dataset.camvid import CAMVID_CLASSES, CAMVID_PALETTE
+from accel.dataset.video import list_frames
 from accel.dataset.cityscapes import CLASS_NAMES as CITYSCAPES_CLASSES
 from accel.dataset.cityscapes import PALETTE as CITYSCAPES_PALETTE
 from accel.utils import image as imutil
@@ -620,10 +621,10 @@ def calibration_frames(folder: str, data: "DemoData", count: int) -> List[np.nda
         raise ValueError(f"--int8-frames must be >= 1, got {count}")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"--int8 {folder}: not a folder of calibration images")
-    paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
-                   if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
-    if not paths:
-        raise FileNotFoundError(f"--int8 {folder}: no .png/.jpg images in it")
+    try:
+        paths = list_frames(folder)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"--int8 {folder}: no .png/.jpg images in it ({err})") from None
     picks = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
     frames = [prepare_frame(imutil.read_image(p), data.pixel_means, data.scales,
                             data.stride).data for p in picks]

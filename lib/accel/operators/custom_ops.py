@@ -19,6 +19,7 @@ __all__ = ["flow_warp", "correlation"]
 FLOW_WARP_OP = "accel_flow_warp"
 CORRELATION_OP = "accel_correlation"
 
+
 def warp_forward_cpu(feat: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``reference.warp_numpy`` computed by the compiled gather (OpenMP over channels) for
     float32; other dtypes (the float64 gradient checks) by ``reference.warp_numpy``."""
