@@ -64,3 +64,47 @@ def test_identical_frames_are_fully_consistent_and_reset_splits_sequences():
     with pytest.raises(ValueError, match="share one size"):
         cons.process(img[:10], lab)
     assert np.isnan(TemporalConsistency().evaluate()["consistency"])
+
+
+class _GivenFlow(TemporalConsistency):
+    """The metric with known flows instead of DIS: (src, dst) -> flow by frame order."""
+
+    def __init__(self, backward, forward):
+        super().__init__()
+        self._flows = {"back": backward, "fwd": forward}
+        self._calls = 0
+
+    def flow(self, src, dst):
+        self._calls += 1
+        return self._flows["back" if self._calls % 2 == 1 else "fwd"]
+
+
+def test_occluded_pixels_are_left_out_by_the_forward_backward_check():
+    # An object (class 1, columns 10-19) moves 5 pixels right over a still background
+    # (class 0). Predictions are perfect on both frames, so the only disagreement of the
+    # warped previous labels is on the 5 columns the object uncovers (10-14): their
+    # backward flow is 0 (background) and samples the object in frame t-1, while the forward
+    # flow there is +5, so the check fails and those pixels are not scored.
+    h, w, shift = 8, 40, 5
+    prev = np.zeros((h, w), np.uint8)
+    prev[:, 10:20] = 1
+    cur = np.zeros((h, w), np.uint8)
+    cur[:, 10 + shift:20 + shift] = 1
+    back = np.zeros((h, w, 2), np.float32)
+    back[:, 10 + shift:20 + shift, 0] = -shift      # frame t -> t-1
+    fwd = np.zeros((h, w, 2), np.float32)
+    fwd[:, 10:20, 0] = shift                        # frame t-1 -> t
+    image = np.zeros((h, w, 3), np.uint8)
+    cons = _GivenFlow(back, fwd)
+    counts = cons.pair(image, prev, image, cur)
+    assert counts["valid"] == h * (w - shift)       # exactly the uncovered columns are out
+    assert counts["agree"] == counts["valid"]       # ... and the rest agrees
+    assert counts["raw_agree"] == h * (w - 2 * shift)
+    cons.process(image, prev)
+    assert cons.process(image, cur) == 1.0          # without the check: 35/40 = 0.875
+    # A flow error of 0.6 px passes the check (0.36 <= 0.5), 1 px does not (1 > 0.51).
+    near = fwd.copy()
+    near[:, :5, 0] = 0.6
+    near[:, 25:30, 0] = 1.0
+    counts = _GivenFlow(back, near).pair(image, prev, image, cur)
+    assert counts["valid"] == h * (w - shift - 5)
