@@ -20,7 +20,13 @@ done
 
 case "$DEVICE" in
   cpu) MXNET_PKG="mxnet==1.9.1"; EXTRA="" ;;
-  gpu) MXNET_PKG="mxnet-cu112==1.9.1"; EXTRA="cupy-cuda11x" ;;
+  # mxnet-cu112 links, but does not bundle, the CUDA 11 runtime: its libraries come from
+  # NVIDIA's pip wheels (pins in constraints.txt; the sonames and their load order in
+  # lib/accel/utils/gpu.py, CUDA11_LIBRARIES), preloaded by accel before mxnet loads.
+  gpu) MXNET_PKG="mxnet-cu112==1.9.1"
+       EXTRA="nvidia-cuda-runtime-cu11 nvidia-cuda-nvrtc-cu11 nvidia-nvtx-cu11 nvidia-cublas-cu11
+              nvidia-cufft-cu11 nvidia-curand-cu11 nvidia-cusolver-cu11 nvidia-cudnn-cu11
+              nvidia-nccl-cu11 cupy-cuda11x" ;;
   *) echo "init.sh: ACCEL_DEVICE must be cpu or gpu, not '$DEVICE'" >&2; exit 2 ;;
 esac
 
@@ -32,4 +38,11 @@ echo "init.sh: building the Cython utilities and installing the accel packages (
 $PYTHON -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 
 mkdir -p data model output
+if [ "$DEVICE" = gpu ]; then
+  $PYTHON -c "import numpy, cv2, accel; print('init.sh: ok: numpy', numpy.__version__, '| opencv', cv2.__version__)"
+  # Loads the CUDA libraries, imports mxnet, runs one convolution and one CuPy kernel on
+  # GPU 0; otherwise names what is missing (a library, the driver, a supported GPU).
+  echo "init.sh: checking MXNet and CuPy on the GPU"
+  exec $PYTHON -m accel.utils.gpu
+fi
 $PYTHON -c "import mxnet, numpy, cv2, accel; print('init.sh: ok: mxnet', mxnet.__version__, '| numpy', numpy.__version__, '| opencv', cv2.__version__)"
