@@ -7,10 +7,12 @@ import mxnet as mx
 import numpy as np
 
 from accel.core.inference import BoundGraph, FrameResult, param_shapes
-from accel.core.tester import evaluate_snippets, write_results
+from accel.core.tester import evaluate_snippets
 from accel.core.trainer import checkpoint_prefix, contexts
 from accel.dataset import dataset_from_config
+from accel.utils import paths
 from accel.utils.checkpoint import check_params, load_checkpoint, params_path
+from accel.utils.io import write_json as write_results
 from deeplab.symbol import deeplab_symbol
 
 logger = logging.getLogger(__name__)
@@ -49,8 +51,8 @@ class FrameSegmenter:
 
 def results_path(cfg, cfg_path: str, epoch: int) -> str:
     """<checkpoint prefix>-%04d_<test split>.json beside the checkpoint."""
-    return "%s-%04d_%s.json" % (checkpoint_prefix(cfg, cfg_path), epoch,
-                                cfg.dataset.test_image_set)
+    return paths.results_path(checkpoint_prefix(cfg, cfg_path), epoch,
+                              cfg.dataset.test_image_set)
 
 
 def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False

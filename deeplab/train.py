@@ -1,18 +1,22 @@
 """Frame-by-frame DeepLab training (stage 1): single labelled frames; ResNet-v1-101 from
-ImageNet weights, or the update branches (DeepLab-18/34/50), by cfg.symbol."""
-import logging
+ImageNet weights, or the update branches (DeepLab-18/34/50), by cfg.symbol.
 
-from accel.core.pretrained import DEEPLAB_CHAIN, load_pretrained
-from accel.core.trainer import TrainResult, checkpoint_prefix, contexts, fit
-from accel.dataset import dataset_from_config
-from deeplab.symbol import deeplab_symbol
+    python deeplab/train.py --cfg <yaml> [--cpu] [--resume] [--overwrite] [KEY=VALUE ...]
 
-logger = logging.getLogger(__name__)
+trains only (experiments/deeplab/deeplab_train_test.py also tests); flags: accel.cli.train.
+The training code is imported inside train_net, after accel.cli.run has chosen MXNet.
+"""
+from accel.cli import run
 
 
-def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit_kwargs
-              ) -> TrainResult:
-    """Train DeepLab ResNet-v1-101 frame by frame; checkpoints at checkpoint_prefix()."""
+def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit_kwargs):
+    """Train DeepLab ResNet-v1-101 frame by frame; checkpoints at checkpoint_prefix().
+    Returns accel.core.trainer.TrainResult; fit_kwargs go to accel.core.trainer.fit."""
+    from accel.core.pretrained import DEEPLAB_CHAIN, load_pretrained
+    from accel.core.trainer import checkpoint_prefix, contexts, fit
+    from accel.dataset import dataset_from_config
+    from deeplab.symbol import deeplab_symbol
+
     for key in ("pretrained_base", "pretrained_ec"):
         if cfg.network[key]:
             raise ValueError(f"network.{key} = {cfg.network[key]!r} is not used by the "
@@ -24,3 +28,12 @@ def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit
     return fit(cfg, symbol, dataset, checkpoint_prefix(cfg, cfg_path),
                lambda shapes, batch: load_pretrained(cfg, symbol, shapes, DEEPLAB_CHAIN, batch),
                contexts(cfg, cpu), resume=resume or cfg.TRAIN.RESUME, **fit_kwargs)
+
+
+def main(argv):
+    from accel.cli.train import train
+    return train(argv, "deeplab")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -3,10 +3,12 @@ import logging
 from typing import Dict, Optional
 
 from accel.core.inference import VideoSegmenter
-from accel.core.tester import evaluate_snippets, write_results
+from accel.core.tester import evaluate_snippets
 from accel.core.trainer import checkpoint_prefix, contexts
 from accel.dataset import dataset_from_config
+from accel.utils import paths
 from accel.utils.checkpoint import load_checkpoint, params_path
+from accel.utils.io import write_json as write_results
 from dff_deeplab.symbol import network_from_config
 
 logger = logging.getLogger(__name__)
@@ -14,8 +16,8 @@ logger = logging.getLogger(__name__)
 
 def results_path(cfg, cfg_path: str, epoch: int, interval: int) -> str:
     """<checkpoint prefix>-%04d_<test split>_interval<K>.json beside the checkpoint."""
-    return "%s-%04d_%s_interval%d.json" % (checkpoint_prefix(cfg, cfg_path), epoch,
-                                          cfg.dataset.test_image_set, interval)
+    return paths.results_path(checkpoint_prefix(cfg, cfg_path), epoch,
+                              cfg.dataset.test_image_set, interval)
 
 
 def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional[int] = None,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from accel.utils import checkpoint as ckpt
-from accel.utils.checkpoint import (CheckpointError, check_params, latest_checkpoint,
-                                    load_checkpoint, load_optimizer_states, load_param_file,
-                                    params_path, save_checkpoint, save_optimizer_states,
-                                    states_path, symbol_path)
+from accel.utils.checkpoint import (CheckpointError, check_params, load_checkpoint,
+                                    load_optimizer_states, load_param_file, params_path,
+                                    remove_stale_temporaries, save_checkpoint,
+                                    save_optimizer_states, states_path, symbol_path)
 
 INPUTS = {"data": (2, 3, 8, 8)}
 
@@ -178,10 +178,10 @@ def test_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
     def crash_mid_write(fname, data):
         with open(fname, "wb") as f:
             f.write(b"half a file")
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
     monkeypatch.setattr(mx.nd, "save", crash_mid_write)
     new_args, new_aux = random_params(small_net(), seed=1)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match="cannot write .*model-0001.params: disk full"):
         save_checkpoint(prefix, 1, new_args, new_aux)
     monkeypatch.undo()
     assert open(params_path(prefix, 1), "rb").read() == before
@@ -189,10 +189,26 @@ def test_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["model-0001.params"]  # the temp file was removed
 
 
-def test_latest_checkpoint_ignores_temp_partial_and_foreign_files(tmp_path):
+def test_a_full_disk_names_the_file_and_the_cause(tmp_path, monkeypatch):
+    # Issue #13.8: a full disk gave a raw MXNetError "FileStream.Write incomplete".
     prefix = str(tmp_path / "model")
-    assert latest_checkpoint(prefix) is None
-    assert latest_checkpoint(str(tmp_path / "absent_dir" / "model")) is None
+
+    def full(fname, data):
+        raise mx.base.MXNetError("[12:00:00] src/io/local_filesys.cc:38: Check failed: "
+                                 "FileStream.Write incomplete")
+    monkeypatch.setattr(mx.nd, "save", full)
+    with pytest.raises(CheckpointError) as err:
+        save_checkpoint(prefix, 3, {"w": mx.nd.ones(2)}, {})
+    assert params_path(prefix, 3) in str(err.value) and "disk full" in str(err.value)
+    assert "Write incomplete" in str(err.value) and "MiB free" in str(err.value)
+    with pytest.raises(CheckpointError, match="cannot write .*model-0003.states"):
+        save_optimizer_states(prefix, 3, {"w@0": mx.nd.ones(2)})
+
+
+def test_list_checkpoints_ignores_temp_partial_and_foreign_files(tmp_path):
+    prefix = str(tmp_path / "model")
+    assert ckpt.list_checkpoints(prefix) == []
+    assert ckpt.list_checkpoints(str(tmp_path / "absent_dir" / "model")) == []
     for epoch in (1, 2):
         save_checkpoint(prefix, epoch, {"w": mx.nd.ones(2)}, {})
     # what an interrupted save, an empty file and neighbouring prefixes look like
@@ -201,45 +217,76 @@ def test_latest_checkpoint_ignores_temp_partial_and_foreign_files(tmp_path):
         (tmp_path / name).write_bytes(b"junk")
     (tmp_path / "model-0006.params").write_bytes(b"")
     assert ckpt.list_checkpoints(prefix) == [1, 2]
-    assert latest_checkpoint(prefix) == 2
     save_checkpoint(prefix, 10, {"w": mx.nd.ones(2)}, {})
-    assert latest_checkpoint(prefix) == 10
+    assert ckpt.list_checkpoints(prefix) == [1, 2, 10]
 
 
-def _trained_module(seed):
-    mx.random.seed(seed)
-    sym = mx.sym.SoftmaxOutput(small_net(), name="softmax")
-    mod = mx.mod.Module(sym, data_names=["data"], label_names=["softmax_label"],
-                        context=mx.cpu())
-    mod.bind(data_shapes=[("data", INPUTS["data"])],
-             label_shapes=[("softmax_label", (INPUTS["data"][0],))])
-    mod.init_params(mx.init.Xavier())
-    mod.init_optimizer(kvstore=None, optimizer="sgd",
-                       optimizer_params={"learning_rate": 0.1, "momentum": 0.9})
-    batch = mx.io.DataBatch([mx.nd.ones(INPUTS["data"])], [mx.nd.array([1, 3])])
-    mod.forward_backward(batch)
-    mod.update()
-    return mod
-
-
-def test_optimizer_states_round_trip_for_resume(tmp_path):
+def test_stale_temporaries_of_the_prefix_are_removed(tmp_path):
+    # Issue #13.7: hidden .params/.states temporaries of a killed save were never cleaned.
     prefix = str(tmp_path / "model")
-    trained = _trained_module(0)
-    save_checkpoint(prefix, 1, *trained.get_params())
-    path = save_optimizer_states(prefix, 1, trained)
+    mine = [".model-0005.params.abc123.tmp", ".model-0005.states.k9_x1q.tmp",
+            ".model-0005.json.zzzz.tmp", ".model-symbol.json.a1.tmp"]
+    others = [".other-0005.params.abc123.tmp", ".modelx-0001.params.a.tmp",
+              "model-0004.params.tmp", ".video.mp4.abc.tmp.mp4"]
+    for name in mine + others:
+        (tmp_path / name).write_bytes(b"junk")
+    removed = remove_stale_temporaries(prefix)
+    assert sorted(os.path.basename(p) for p in removed) == sorted(mine)
+    assert sorted(os.listdir(tmp_path)) == sorted(others)
+
+
+def test_optimizer_states_are_named_arrays_not_a_pickle(tmp_path):
+    prefix = str(tmp_path / "model")
+    states = {"conv0_weight@0": mx.nd.array(np.arange(6).reshape(2, 3)),
+              "fc_bias@0": mx.nd.ones(5)}
+    path = save_optimizer_states(prefix, 1, states)
     assert path == states_path(prefix, 1)
-    saved = trained._updater.get_states()
-    assert load_optimizer_states(prefix, 1) == saved
-    fresh = _trained_module(1)
-    assert fresh._updater.get_states() != saved
-    fresh.load_optimizer_states(path)
-    assert fresh._updater.get_states() == saved
-    # bytes work as well, and resume needs both files
-    assert latest_checkpoint(prefix, require_states=True) == 1
-    save_checkpoint(prefix, 2, *trained.get_params())
-    assert latest_checkpoint(prefix) == 2
-    assert latest_checkpoint(prefix, require_states=True) == 1
-    save_optimizer_states(prefix, 2, saved)
-    assert latest_checkpoint(prefix, require_states=True) == 2
+    assert set(mx.nd.load(path)) == set(states)  # a plain mx.nd.save file
+    loaded = load_optimizer_states(prefix, 1)
+    assert sorted(loaded) == sorted(states)
+    assert all(np.array_equal(loaded[k].asnumpy(), states[k].asnumpy()) for k in states)
+    save_optimizer_states(prefix, 2, {})  # SGD without momentum has no buffers
+    assert load_optimizer_states(prefix, 2) == {}
     with pytest.raises(CheckpointError, match="states file not found: " + states_path(prefix, 5)):
         load_optimizer_states(prefix, 5)
+
+
+def test_truncated_states_name_the_file(tmp_path):
+    # Issue #13.8: a truncated .states gave an UnpicklingError.
+    prefix = str(tmp_path / "model")
+    path = save_optimizer_states(prefix, 1, {"w@0": mx.nd.ones(1000)})
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises(CheckpointError, match="cannot read optimizer states .*model-0001.states "
+                                              r"\(truncated or corrupt"):
+        load_optimizer_states(prefix, 1)
+
+
+def test_old_pickled_states_load_only_when_asked(tmp_path):
+    import pickle
+
+    prefix = str(tmp_path / "model")
+    with open(states_path(prefix, 1), "wb") as f:
+        pickle.dump({0: mx.nd.ones(3), 1: None}, f)
+    with pytest.raises(CheckpointError, match="old pickled format.*--legacy-states"):
+        load_optimizer_states(prefix, 1)
+    states = load_optimizer_states(prefix, 1, allow_pickle=True)
+    assert sorted(states) == [0, 1] and states[1] is None
+    with open(states_path(prefix, 2), "wb") as f:
+        f.write(pickle.dumps({0: mx.nd.ones(3)})[:20])
+    with pytest.raises(CheckpointError, match="model-0002.states .truncated or corrupt pickle"):
+        load_optimizer_states(prefix, 2, allow_pickle=True)
+
+
+def test_unexpected_parameters_allowed_are_named_in_a_warning(caplog):
+    args, aux = random_params(small_net())
+    args["rfcn_cls_weight"] = mx.nd.ones((2, 2))
+    with pytest.raises(CheckpointError, match="unexpected arg:rfcn_cls_weight"):
+        check_params(small_net(), args, aux, INPUTS, source="x.params")
+    with caplog.at_level("WARNING"):
+        found = check_params(small_net(), args, aux, INPUTS, allow_extra=True,
+                             source="x.params")
+    assert found.unexpected == ["arg:rfcn_cls_weight"]
+    assert "x.params: 1 parameter(s) that this network does not use" in caplog.text
+    assert "arg:rfcn_cls_weight (2, 2)" in caplog.text

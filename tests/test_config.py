@@ -283,3 +283,37 @@ def test_a_key_given_twice_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="'lr' is given twice") as err:
         load_config(str(path))
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("key, line", [("dataset.root_path", "dataset:\n  root_path: ./data\n"),
+                                       ("dataset.ignore_label",
+                                        "dataset:\n  ignore_label: 255\n"),
+                                       ("TEST.BATCH_IMAGES", "TEST:\n  BATCH_IMAGES: 1\n")])
+def test_removed_keys_name_the_key_the_file_and_what_to_do(tmp_path, key, line):
+    path = tmp_path / "old.yaml"
+    path.write_text("symbol: accel_18\n" + line)
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    message = str(err.value)
+    assert str(path) in message and f"{key}: no longer a key" in message
+    assert "delete the line" in message.lower()
+
+
+def test_new_keys_have_defaults():
+    cfg = get_defaults()
+    assert cfg.dataset.skip_missing is False
+    assert cfg.TRAIN.keep_states == 1 and cfg.TRAIN.legacy_states is False
+
+
+def test_relative_paths_resolve_against_the_given_base(tmp_path):
+    from accel.config import PATH_KEYS, resolve_paths
+
+    cfg = get_defaults()
+    cfg.network.pretrained = "/abs/model"
+    cfg.network.pretrained_base = ""
+    out = resolve_paths(cfg, str(tmp_path))
+    assert out.output_path == str(tmp_path / "output")
+    assert out.dataset.dataset_path == str(tmp_path / "data" / "cityscapes")
+    assert out.network.pretrained == "/abs/model" and out.network.pretrained_base == ""
+    assert cfg.output_path == "./output"  # a copy
+    assert "output_path" in PATH_KEYS

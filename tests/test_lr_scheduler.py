@@ -2,8 +2,8 @@
 import pytest
 
 from accel.config import get_defaults
-from accel.utils.lr_scheduler import (WarmupMultiFactorScheduler, epochs_to_updates,
-                                      scheduler_from_config)
+from accel.core.trainer import lr_scheduler
+from accel.utils.lr_scheduler import WarmupMultiFactorScheduler, epochs_to_updates
 
 
 def test_warmup_then_steps_with_the_original_thresholds():
@@ -22,7 +22,7 @@ def test_fractional_epochs_and_config():
     assert epochs_to_updates([40.336], 2975) == [int(40.336 * 2975)]
     cfg = get_defaults()
     cfg.TRAIN.update(lr=0.01, lr_step="1.5,2", lr_factor=0.5, warmup=False)
-    s = scheduler_from_config(cfg, 10)
+    s = lr_scheduler(cfg, 10)
     assert s.steps == [15, 20]
     assert [s(n) for n in (15, 16, 21)] == [0.01, 0.005, 0.0025]
 

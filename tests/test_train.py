@@ -14,9 +14,13 @@ import pytest
 
 from accel.config import ConfigError, load_config, merge_overrides
 from accel.core.pretrained import PretrainedError, accel_chain, frozen_names, load_pretrained
-from accel.core.trainer import checkpoint_prefix, train_test_main
+from accel.cli.train import train_test
+from accel.core.tester import prepare_frame
+from accel.core.trainer import RunExistsError, checkpoint_prefix
 from accel.dataset import dataset_from_config
+from accel.utils import paths
 from accel.utils.checkpoint import load_checkpoint
+from accel.utils.image import read_image
 from deeplab.symbol import deeplab_resnet_v1_101
 from dff_deeplab.symbol import network_from_config
 from dff_deeplab.train_end2end import train_net
@@ -85,7 +89,8 @@ def test_checkpoint_loads_in_the_segmenter(uninterrupted):
     args, aux = load_checkpoint(result.prefix, 3)
     seg = VideoSegmenter(network_from_config(cfg), args, aux, interval=2)
     ds = dataset_from_config(cfg, train=False)
-    frames = [ds.load_frame(ds.items[i].image)[0] for i in range(3)]
+    frames = [prepare_frame(read_image(ds.items[i].image), ds.pixel_means, ds.scales,
+                            ds.stride).data for i in range(3)]
     flags = [seg.step(f).is_key for f in frames]
     assert flags == [True, False, True]
     assert seg.step(frames[0]).pred.shape == (64, 96)
@@ -106,11 +111,16 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(uninterrupted, tmp_pat
     finally:
         proc.wait()
     assert not os.path.exists(prefix + "-0003.params")
+    # What a kill during a save leaves (issue #13.7): resume removes it.
+    stale = Path(os.path.dirname(prefix)) / ("." + os.path.basename(prefix)
+                                             + "-0002.params.k1ll3d.tmp")
+    stale.write_bytes(b"half a file")
     resumed = train_net(_cfg(ACCEL_SAMPLE, tmp_path, *RUN), str(ACCEL_SAMPLE),
                         resume=True)
     assert 1 <= resumed.begin_epoch < 3
     with open(prefix + "-0003.json") as f:
         assert json.load(f)["num_update"] == 21
+    assert not stale.exists()
     a = load_checkpoint(result.prefix, 3)
     b = load_checkpoint(prefix, 3)
     assert _params_equal(a[0], b[0]) and _params_equal(a[1], b[1])
@@ -118,9 +128,7 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(uninterrupted, tmp_pat
 
 def test_deeplab_runner_trains_and_tests(tmp_path):
     overrides = _overrides(tmp_path, "TRAIN.end_epoch=1", "default.frequent=4")
-    assert train_test_main(["--cfg", str(DEEPLAB_SAMPLE), "--cpu", *overrides],
-                           __import__("deeplab.train", fromlist=["x"]).train_net,
-                           __import__("deeplab.test", fromlist=["x"]).test_net, "") == 0
+    assert train_test(["--cfg", str(DEEPLAB_SAMPLE), "--cpu", *overrides], "deeplab") == 0
     cfg = _cfg(DEEPLAB_SAMPLE, tmp_path)
     prefix = checkpoint_prefix(cfg, str(DEEPLAB_SAMPLE))
     args, aux = load_checkpoint(prefix, 1)
@@ -163,7 +171,7 @@ def test_bad_configs_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="symbol = 'deeplab_resnet_v1_101'"):
         network_from_config(load_config(str(DEEPLAB_SAMPLE)))
     with pytest.raises(ConfigError, match="TRAIN.lr_stp"):
-        train_test_main(["--cfg", str(ACCEL_SAMPLE), "TRAIN.lr_stp=1"], None, None, "")
+        train_test(["--cfg", str(ACCEL_SAMPLE), "TRAIN.lr_stp=1"], "accel")
     with pytest.raises(PretrainedError, match="rfcn_dff_flownet_vid-0000.params"):
         train_net(_cfg(ACCEL_SAMPLE, tmp_path, "network.INIT_FROM_SCRATCH=[base, ec]",
                        f"network.pretrained={tmp_path}/rfcn_dff_flownet_vid"),
@@ -182,3 +190,105 @@ def test_dist_sync_two_workers_on_loopback(tmp_path):
     prefix = checkpoint_prefix(_cfg(ACCEL_SAMPLE, tmp_path), str(ACCEL_SAMPLE))
     with open(prefix + "-0001.json") as f:
         assert json.load(f)["num_update"] == 3
+
+
+def _fake_run(prefix, epochs=(1, 2)):
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    for e in epochs:
+        for path in (paths.params_path(prefix, e), paths.states_path(prefix, e),
+                     paths.train_state_path(prefix, e)):
+            Path(path).write_bytes(b"old run")
+
+
+def test_a_fresh_run_refuses_a_folder_holding_another_run(tmp_path):
+    # Issue #13.1: training into an existing run folder without --resume overwrote epoch 1
+    # and kept the old later epochs, and wrote the run's yaml before failing.
+    prefix = checkpoint_prefix(_cfg(ACCEL_SAMPLE, tmp_path), str(ACCEL_SAMPLE))
+    _fake_run(prefix)
+    saved = paths.saved_config_path(os.path.dirname(prefix), str(ACCEL_SAMPLE))
+    with pytest.raises(RunExistsError) as err:
+        train_test(["--cfg", str(ACCEL_SAMPLE), "--no-test", *_overrides(tmp_path)], "accel")
+    message = str(err.value)
+    assert os.path.dirname(prefix) in message and "--resume" in message
+    assert "output_path=" in message and "--overwrite" in message
+    assert Path(paths.params_path(prefix, 2)).read_bytes() == b"old run"
+    assert not os.path.exists(saved)
+
+
+def test_a_run_failing_at_data_loading_writes_no_config(tmp_path):
+    prefix = checkpoint_prefix(_cfg(ACCEL_SAMPLE, tmp_path), str(ACCEL_SAMPLE))
+    saved = paths.saved_config_path(os.path.dirname(prefix), str(ACCEL_SAMPLE))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "no_such_data")):
+        train_test(["--cfg", str(ACCEL_SAMPLE), "--no-test", *_overrides(tmp_path),
+                    f"dataset.dataset_path={tmp_path / 'no_such_data'}"], "accel")
+    assert not os.path.exists(saved)
+
+
+def test_overwrite_replaces_the_old_run(tmp_path):
+    prefix = checkpoint_prefix(_cfg(DEEPLAB_SAMPLE, tmp_path), str(DEEPLAB_SAMPLE))
+    _fake_run(prefix, epochs=(1, 2, 3))
+    Path(prefix + "-0003_val.json").write_text("{}")
+    assert train_test(["--cfg", str(DEEPLAB_SAMPLE), "--no-test", "--overwrite",
+                       *_overrides(tmp_path, "TRAIN.end_epoch=1")], "deeplab") == 0
+    assert [os.path.basename(p) for p in paths.epoch_files(prefix)] == [
+        os.path.basename(prefix) + s for s in ("-0001.json", "-0001.params", "-0001.states")]
+    assert os.path.isfile(paths.saved_config_path(os.path.dirname(prefix),
+                                                  str(DEEPLAB_SAMPLE)))
+
+
+def test_only_the_last_optimizer_states_are_kept(uninterrupted):
+    # Issue #13.9: every epoch kept its .states (10 x 123 MB for the quick start).
+    cfg, result = uninterrupted
+    assert cfg.TRAIN.keep_states == 1
+    files = [os.path.basename(p)[len(os.path.basename(result.prefix)):]
+             for p in paths.epoch_files(result.prefix)]
+    assert files == ["-0001.json", "-0001.params", "-0002.json", "-0002.params",
+                     "-0003.json", "-0003.params", "-0003.states"]
+    with open(paths.train_state_path(result.prefix, 3)) as f:
+        state = json.load(f)
+    assert state["num_update"] == 21 and "provenance" in state
+
+
+def test_resuming_a_complete_run_just_finishes(uninterrupted):
+    cfg, result = uninterrupted
+    before = {p: os.path.getmtime(p) for p in paths.epoch_files(result.prefix)}
+    again = train_net(cfg, str(ACCEL_SAMPLE), resume=True)
+    assert (again.begin_epoch, again.end_epoch, again.losses) == (3, 3, [])
+    assert {p: os.path.getmtime(p) for p in paths.epoch_files(result.prefix)} == before
+
+
+def test_resume_point_is_the_last_complete_epoch(tmp_path):
+    from accel.core.trainer import _resume_point
+
+    prefix = str(tmp_path / "model")
+    assert _resume_point(prefix) is None
+    files = {1: (".params", ".states", ".json"), 2: (".params", ".json"),
+             3: (".states", ".json"), 4: (".params", ".states")}
+    for epoch, suffixes in files.items():
+        for suffix in suffixes:
+            Path("%s-%04d%s" % (prefix, epoch, suffix)).write_bytes(b"x")
+    assert _resume_point(prefix) == 1
+    Path(prefix + "-0004.json").write_bytes(b"x")
+    assert _resume_point(prefix) == 4
+
+
+def test_a_failed_save_names_the_file_and_the_intact_checkpoint(tmp_path, monkeypatch):
+    import mxnet as mx
+
+    from accel.core import trainer
+    from accel.utils.checkpoint import save_checkpoint
+
+    prefix = str(tmp_path / "model")
+    save_checkpoint(prefix, 1, {"fc_weight": mx.nd.ones((3, 2)), "fc_bias": mx.nd.ones(3)}, {})
+    exe = mx.sym.FullyConnected(mx.sym.Variable("data"), num_hidden=3, name="fc") \
+        .simple_bind(mx.cpu(), data=(1, 2))
+
+    def full(fname, data):
+        raise mx.base.MXNetError("Check failed: FileStream.Write incomplete")
+    monkeypatch.setattr(mx.nd, "save", full)
+    with pytest.raises(trainer.CheckpointError) as err:
+        trainer._save(prefix, 2, exe, {"data": (1, 2)}, {"fc_weight@0": mx.nd.ones((3, 2))},
+                      {"num_update": 2}, 1)
+    message = str(err.value)
+    assert "epoch 2 not saved" in message and prefix + "-0002.states" in message
+    assert "disk full" in message and f"{prefix}-0001.params is intact" in message

@@ -1,11 +1,13 @@
 """Train Accel/DFF end to end, then test the last epoch:
 python experiments/dff_deeplab/dff_deeplab_end2end_train_test.py --cfg <yaml> [--cpu]
-[--resume] [KEY=VALUE ...]"""
-import sys
+[--resume] [--overwrite] [--skip-missing] [--no-test] [KEY=VALUE ...]  (accel.cli.train)"""
+from accel.cli import run
 
-from accel.core.trainer import train_test_main
-from dff_deeplab.test import test_net
-from dff_deeplab.train_end2end import train_net
+
+def main(argv):
+    from accel.cli.train import train_test
+    return train_test(argv, "accel")
+
 
 if __name__ == "__main__":
-    sys.exit(train_test_main(sys.argv[1:], train_net, test_net, __doc__))
+    run(main)

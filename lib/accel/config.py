@@ -22,7 +22,7 @@ import yaml
 from easydict import EasyDict as edict
 
 __all__ = ["ConfigError", "get_defaults", "load_config", "merge_overrides", "dump_config",
-           "config_to_dict", "parse_gpus", "parse_lr_steps"]
+           "config_to_dict", "parse_gpus", "parse_lr_steps", "resolve_paths", "PATH_KEYS"]
 
 
 class ConfigError(ValueError):
@@ -37,7 +37,8 @@ _C = edict()
 # Which MXNet to import: "mxnet" = the installed package; any other name = the package in
 # external/mxnet/<name>/ (see accel.utils.mxnet_version and external/mxnet/README.md).
 _C.MXNET_VERSION = "mxnet"
-# Root of all outputs; logs and checkpoints go to <output_path>/<cfg name>/<image_set>/.
+# Root of all outputs; logs and checkpoints go to <output_path>/<cfg name>/<image_set>/
+# (accel.utils.paths). Like every path key (_PATH_KEYS), relative to the repository root.
 _C.output_path = "./output"
 # Network to build, e.g. "accel_18" (Accel version implied by the name: 18/34/50/101),
 # "dff_deeplab" or "deeplab_resnet_v1_101". Required: every yaml sets it.
@@ -86,14 +87,13 @@ _C.dataset.NUM_CLASSES = 19
 _C.dataset.dataset = "cityscapes"
 # Folder holding the dataset (leftImg8bit_sequence/, gtFine/ for Cityscapes).
 _C.dataset.dataset_path = "./data/cityscapes"
-# Root folder for cached data of all datasets.
-_C.dataset.root_path = "./data"
 # Training image set(s); several may be joined with '+'.
 _C.dataset.image_set = "leftImg8bit_train"
 # Evaluation image set.
 _C.dataset.test_image_set = "leftImg8bit_val"
-# Label value ignored by the loss and the metric. Ours; the original hard-coded 255.
-_C.dataset.ignore_label = 255
+# Missing frames or label files: false = an error naming the file (in training; a warning
+# when testing), true = skip the samples that need them, with a warning (--skip-missing).
+_C.dataset.skip_missing = False
 
 _C.TRAIN = edict()
 # Base learning rate (after warm-up).
@@ -120,12 +120,22 @@ _C.TRAIN.end_epoch = 1
 _C.TRAIN.model_prefix = "model"
 # Frames per key interval K: the labelled frame is warped from a keyframe K-1 frames back.
 _C.TRAIN.KEY_INTERVAL = 5
+# Synthetic small hops (ours, CamVid protocol v2): > 0 moves real frames along their DIS flow
+# by this fraction of the training frame gap per hop (x0.5..1.5), for FlowNet pairs and
+# Accel's reference frames (accel.dataset.flow_pairs); 0 = the real frames.
+_C.TRAIN.SYNTHETIC_HOP = 0.0
 # Add horizontally flipped copies of the training images.
 _C.TRAIN.FLIP = False
 # Shuffle the training images every epoch.
 _C.TRAIN.SHUFFLE = True
 # Resume from <model_prefix>-<begin_epoch>.params and its optimizer states.
 _C.TRAIN.RESUME = False
+# Optimizer states (.states, as big as the trainable parameters) kept for the last
+# `keep_states` epochs only; older ones are deleted once a newer epoch is saved. 0 = keep all.
+_C.TRAIN.keep_states = 1
+# Resume from .states files of the old pickled format (unpickling runs code from the file;
+# --legacy-states). Later epochs are saved in the new format.
+_C.TRAIN.legacy_states = False
 # Images per GPU per batch.
 _C.TRAIN.BATCH_IMAGES = 1
 # Kept so the official yaml files load; unused, as in the original (plain softmax loss).
@@ -140,8 +150,6 @@ _C.TRAIN.CROP_WIDTH = 1024
 _C.TRAIN.seed = 0
 
 _C.TEST = edict()
-# Images per GPU per batch at test time.
-_C.TEST.BATCH_IMAGES = 1
 # Epoch of the checkpoint to evaluate.
 _C.TEST.test_epoch = 0
 # Keyframe interval at test time (1 = every frame is a keyframe).
@@ -158,6 +166,21 @@ _LIST_ITEM_TYPES: Dict[str, type] = {
 
 # Keys that must be set by the yaml file (their default is only a placeholder).
 _REQUIRED = ("symbol",)
+
+# Keys that hold file or folder paths. Relative values in a yaml file are relative to the
+# repository root (the original's root_path), whatever the current folder: the command
+# line resolves them with resolve_paths(cfg, accel.cli.REPO_ROOT).
+_PATH_KEYS = ("output_path", "dataset.dataset_path", "network.pretrained",
+              "network.pretrained_base", "network.pretrained_ec")
+
+# Keys of older versions that are no longer read, and what to do about them.
+_REMOVED = {
+    "dataset.root_path": "it was never read; relative paths are relative to the repository "
+                         "root. Delete the line",
+    "dataset.ignore_label": "ignored pixels are always 255 (accel.utils.segmath.IGNORE_LABEL);"
+                            " delete the line",
+    "TEST.BATCH_IMAGES": "testing streams one frame at a time; delete the line",
+}
 
 _SCRATCH_PARTS = ("flow", "base", "ec")
 
@@ -266,7 +289,7 @@ _VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "TRAIN.BATCH_IMAGES": _check_positive,
     "TRAIN.CROP_HEIGHT": _check_positive,
     "TRAIN.CROP_WIDTH": _check_positive,
-    "TEST.BATCH_IMAGES": _check_positive,
+    "TRAIN.keep_states": _check_non_negative,
     "TEST.KEY_INTERVAL": _check_positive,
 }
 
@@ -338,6 +361,9 @@ def _merge(target: edict, new: Any, prefix: str, errors: List[str]) -> None:
         return
     for key, value in new.items():
         dotted = f"{prefix}{key}"
+        if dotted in _REMOVED:
+            errors.append(f"{dotted}: no longer a key: {_REMOVED[dotted]}")
+            continue
         if key not in target:
             close = difflib.get_close_matches(str(key), [str(k) for k in target], n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
@@ -443,6 +469,24 @@ def merge_overrides(cfg: edict, overrides: Iterable[str]) -> edict:
         node[parts[-1]] = value
         _merge(out, nested, "", errors)
     _raise(errors, "command-line overrides " + " ".join(overrides))
+    return out
+
+
+PATH_KEYS = _PATH_KEYS
+
+
+def resolve_paths(cfg: edict, base: str) -> edict:
+    """A copy of `cfg` whose relative path keys (_PATH_KEYS) are made absolute under `base`
+    (absolute ones and '' are kept), so that every error prints the path actually used."""
+    from accel.utils.paths import resolve
+
+    out = copy.deepcopy(cfg)
+    for key in _PATH_KEYS:
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node[last] = resolve(str(node[last]), base)
     return out
 
 

@@ -13,11 +13,12 @@ import mxnet as mx
 import numpy as np
 
 from accel.core.initializer import initialize_missing
-from accel.core.tester import write_results
+from accel.utils.io import write_json as write_results
 from accel.core.trainer import TrainResult, checkpoint_prefix, contexts, fit
 from accel.dataset import dataset_from_config
 from accel.dataset.flow_pairs import FlowPairs, endpoint_error
 from accel.symbols.flownet import flownet_s, flownet_training
+from accel.utils import paths
 from accel.utils.checkpoint import load_checkpoint, load_param_file, params_path
 
 logger = logging.getLogger(__name__)
@@ -44,13 +45,15 @@ class EPEMeter:
 
 
 def flow_pairs_from_config(cfg, train: bool) -> FlowPairs:
-    """Frame pairs (gaps 1..KEY_INTERVAL-1) of the configured data set's train/test split."""
+    """Frame pairs (gaps 1..KEY_INTERVAL-1) of the configured data set's train/test split;
+    training pairs are synthetic small hops when TRAIN.SYNTHETIC_HOP > 0, test pairs real."""
     video = dataset_from_config(cfg, train=False, key_interval=1,
                                 image_set=cfg.dataset.image_set if train
                                 else cfg.dataset.test_image_set)
     return FlowPairs(video, (cfg.TRAIN.CROP_HEIGHT, cfg.TRAIN.CROP_WIDTH),
                      max_gap=max(cfg.TRAIN.KEY_INTERVAL - 1, 1),
-                     flip=bool(cfg.TRAIN.FLIP) and train, seed=cfg.TRAIN.seed)
+                     flip=bool(cfg.TRAIN.FLIP) and train, seed=cfg.TRAIN.seed,
+                     hop=float(cfg.TRAIN.SYNTHETIC_HOP) if train else 0.0)
 
 
 def train_flownet(cfg, cfg_path: str, cpu: bool = False, resume: bool = False,
@@ -100,8 +103,8 @@ def evaluate_flownet(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool 
     results = {"epe": float(np.mean(epe)), "epe_zero_flow": float(np.mean(zero)),
                "pairs": len(pairs), "checkpoint": params_path(prefix, epoch),
                "units": "feature pixels (1/16 of the input)"}
-    path = write_results("%s-%04d_%s_flow.json" % (prefix, epoch, cfg.dataset.test_image_set),
-                         results)
+    path = write_results(paths.results_path(prefix, epoch, cfg.dataset.test_image_set,
+                                            kind="flow"), results)
     logger.info("FlowNet EPE on %s: %.3f (zero flow %.3f) over %d pairs (%s)",
                 cfg.dataset.test_image_set, results["epe"], results["epe_zero_flow"],
                 len(pairs), path)

@@ -7,38 +7,45 @@ parameters are summed over devices (and workers) by the kvstore and every device
 same SGD update locally (as MXNet's Module does without update_on_kvstore), so optimizer
 states live in this process and can be saved, also under dist_sync.
 
-At each epoch end `<prefix>-%04d.params` (every parameter, arg:/aux:), `<prefix>-%04d.states`
-(momentum) and `<prefix>-%04d.json` (update count, sampler position) are written atomically;
-the params file last, so a params file with its two companions is a complete checkpoint.
-The sample order and crops are functions of (seed, epoch, position) and the learning rate
-a function of the update count, so a run resumed from epoch e ends with exactly the
-parameters of an uninterrupted run.
+At each epoch end `<prefix>-%04d.states` (momentum, mx.nd.save), `<prefix>-%04d.json`
+(update count, sampler position, provenance) and `<prefix>-%04d.params` (every parameter,
+arg:/aux:) are written atomically, the params file last, so a params file with its two
+companions is a complete checkpoint (file names: accel.utils.paths). Only the last
+TRAIN.keep_states epochs keep their .states. A failed write (a full disk) stops the run with
+an error naming the file and the previous, intact checkpoint. The sample order and crops
+are functions of (seed, epoch, position) and the learning rate a function of the update
+count, so a run resumed from epoch e ends with exactly the parameters of an uninterrupted
+run. A run never starts over an existing run of the same prefix unless told to resume or
+to overwrite it (prepare_run_folder).
 """
-import argparse
 import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 
-from accel.config import dump_config, load_config, merge_overrides, parse_gpus
+from accel.config import parse_gpus, parse_lr_steps
 from accel.core.pretrained import frozen_names
 from accel.dataset.loader import PrefetchLoader
+from accel.utils import paths
 from accel.utils.checkpoint import (CheckpointError, atomic_path, list_checkpoints,
                                     load_checkpoint, load_optimizer_states, params_path,
-                                    save_checkpoint, save_optimizer_states, states_path)
-from accel.utils.image import IGNORE_LABEL
-from accel.utils.logger import create_logger, format_seconds, output_dir
-from accel.utils.lr_scheduler import scheduler_from_config
+                                    remove_stale_temporaries, save_checkpoint,
+                                    save_optimizer_states, states_path, write_error)
+from accel.utils.logger import format_seconds
+from accel.utils.lr_scheduler import WarmupMultiFactorScheduler, epochs_to_updates
+from accel.utils.segmath import IGNORE_LABEL
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["checkpoint_prefix", "contexts", "train_state_path", "ShardedSamples", "TrainResult",
-           "fit", "train_test_main"]
+__all__ = ["checkpoint_prefix", "contexts", "train_state_path", "lr_scheduler",
+           "prepare_run_folder", "RunExistsError", "ShardedSamples", "TrainResult", "fit"]
+
+train_state_path = paths.train_state_path
 
 Params = Dict[str, mx.nd.NDArray]
 # (input shapes, one batch of inputs) -> (arg_params, aux_params) of every parameter: the
@@ -50,14 +57,60 @@ InitParams = Callable[[Mapping[str, Tuple[int, ...]], Mapping[str, np.ndarray]],
 
 def checkpoint_prefix(cfg, cfg_path: str) -> str:
     """Where a config's runner writes `<prefix>-%04d.params`:
-    <output_path>/<cfg name>/<image_set>/<TRAIN.model_prefix>."""
-    return os.path.join(output_dir(cfg.output_path, cfg_path, cfg.dataset.image_set),
-                        cfg.TRAIN.model_prefix)
+    <output_path>/<cfg name>/<image_set>/<TRAIN.model_prefix> (accel.utils.paths)."""
+    return paths.run_prefix(cfg.output_path, cfg_path, cfg.dataset.image_set,
+                            cfg.TRAIN.model_prefix)
 
 
-def train_state_path(prefix: str, epoch: int) -> str:
-    """'<prefix>-%04d.json': update count and sampler position saved with epoch `epoch`."""
-    return "%s-%04d.json" % (prefix, epoch)
+class RunExistsError(CheckpointError):
+    """The run folder already holds checkpoints of this prefix and no one said what to do."""
+
+
+def prepare_run_folder(prefix: str, resume: bool, overwrite: bool = False,
+                       begin_epoch: int = 0) -> List[str]:
+    """Refuse to start a fresh run over an existing one (or, with `overwrite`, delete its
+    epoch files first); returns the files deleted. A resumed run, or one started from
+    TRAIN.begin_epoch > 0 (which loads that epoch), continues the folder's run."""
+    if resume or begin_epoch > 0:
+        return []
+    existing = paths.epoch_files(prefix)
+    if not existing:
+        return []
+    if not overwrite:
+        epochs = list_checkpoints(prefix)
+        folder = os.path.dirname(os.path.abspath(prefix))
+        raise RunExistsError(
+            f"{folder} already holds a run of '{os.path.basename(prefix)}' ({len(existing)} "
+            f"files, epochs {epochs or 'none complete'}); starting again would mix two runs. "
+            f"Continue it with --resume, or start a new one elsewhere (output_path=NEW_FOLDER)"
+            f" or over it (--overwrite deletes its checkpoints and results)")
+    for path in existing + paths.stale_temporaries(prefix):
+        os.remove(path)
+    logger.warning("--overwrite: deleted %d files of the previous run %s-*", len(existing),
+                   prefix)
+    return existing
+
+
+def lr_scheduler(cfg, batches_per_epoch: int) -> WarmupMultiFactorScheduler:
+    """The schedule of cfg.TRAIN (lr, lr_step in epochs, lr_factor, warm-up) in updates."""
+    t = cfg.TRAIN
+    steps = epochs_to_updates(parse_lr_steps(t.lr_step), batches_per_epoch)
+    logger.info("lr %g, x%g at updates %s (epochs %s, %d batches/epoch)%s", t.lr, t.lr_factor,
+                steps, t.lr_step or "none", batches_per_epoch,
+                ", warm-up %g for %d updates" % (t.warmup_lr, t.warmup_step) if t.warmup else "")
+    return WarmupMultiFactorScheduler(steps, t.lr_factor, t.lr, t.warmup, t.warmup_lr,
+                                      t.warmup_step)
+
+
+def _provenance() -> Dict[str, Any]:
+    """What this process runs on (accel.utils.provenance), {} where it is not available."""
+    try:
+        from accel.utils.provenance import provenance_line, run_provenance
+    except ImportError:  # pragma: no cover - the module arrives with another change
+        return {}
+    info = run_provenance()
+    logger.info("provenance: %s", provenance_line(info))
+    return info
 
 
 def contexts(cfg, cpu: bool = False) -> List[mx.Context]:
@@ -155,19 +208,84 @@ def _resume_point(prefix: str) -> Optional[int]:
     return complete[-1] if complete else None
 
 
+def _state_key(name: str, device: int) -> str:
+    """Name of a momentum buffer in the .states file: '<parameter>@<device index>'."""
+    return "%s@%d" % (name, device)
+
+
+def _states_to_save(updater, trainable: Sequence[str], ndev: int) -> Dict[str, mx.nd.NDArray]:
+    """The updater's {index: momentum} as {'<name>@<device>': NDArray} (None = no momentum)."""
+    out = {}
+    for index, state in updater.states.items():
+        if state is None:
+            continue
+        if not isinstance(state, mx.nd.NDArray):
+            raise TypeError(f"optimizer state of {trainable[index // ndev]} is a "
+                            f"{type(state).__name__}; only single momentum buffers are saved")
+        out[_state_key(trainable[index // ndev], index % ndev)] = state
+    return out
+
+
+def _restore_states(updater, prefix: str, epoch: int, trainable: Sequence[str], ndev: int,
+                    momentum: float, allow_pickle: bool) -> None:
+    """Put the momentum buffers of `<prefix>-%04d.states` into `updater`, strictly."""
+    path = states_path(prefix, epoch)
+    loaded = load_optimizer_states(prefix, epoch, allow_pickle=allow_pickle)
+    if loaded and all(isinstance(k, int) for k in loaded):  # old pickled {index: state}
+        states = dict(loaded)
+        logger.warning("%s: read the old pickled format (--legacy-states); later epochs are "
+                       "saved in the new one", path)
+    else:
+        index = {_state_key(n, k): i * ndev + k for i, n in enumerate(trainable)
+                 for k in range(ndev)}
+        unexpected = sorted(set(loaded) - set(index))
+        missing = sorted(set(index) - set(loaded)) if momentum else []
+        if unexpected or missing:
+            raise CheckpointError(
+                f"{path} does not match this run ({len(trainable)} trainable parameters x "
+                f"{ndev} device(s)): " + "; ".join(
+                    part for part in (f"unexpected {', '.join(unexpected)}" if unexpected
+                                      else "", f"missing {', '.join(missing)}" if missing
+                                      else "") if part))
+        states = {index[k]: v for k, v in loaded.items()}
+    updater.states = states
+    # As Updater.set_states: copied to each weight's device at its first update.
+    updater.states_synced = dict.fromkeys(states, False)
+
+
+def _check_names(arg_params, aux_params, symbol: mx.sym.Symbol, param_names: Sequence[str],
+                 source: str) -> None:
+    """Every parameter present, no unexpected one: a resumed checkpoint is this network's."""
+    missing = [n for n in param_names if n not in arg_params]
+    aux_names = set(symbol.list_auxiliary_states())
+    missing += [n for n in aux_names if n not in aux_params]
+    unexpected = sorted(set(arg_params) - set(param_names)) + \
+        sorted(set(aux_params) - aux_names)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source} is not a checkpoint of this network: "
+            + "; ".join(p for p in (f"{len(missing)} missing: {', '.join(missing)}" if missing
+                                    else "", f"{len(unexpected)} unexpected: "
+                                    f"{', '.join(unexpected)}" if unexpected else "") if p))
+
+
 def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParams,
-        ctxs: Sequence[mx.Context], resume: bool = False,
-        stop_after_epoch: Optional[int] = None, meter=None) -> TrainResult:
+        ctxs: Sequence[mx.Context], resume: bool = False, overwrite: bool = False,
+        meter=None, on_start: Optional[Callable[[], None]] = None) -> TrainResult:
     """Train `symbol` (inputs named like the samples' keys, output 0 = softmax) on `dataset`
     from TRAIN.begin_epoch to TRAIN.end_epoch, checkpointing to `prefix` every epoch.
 
     resume: continue from the last complete checkpoint under `prefix` (params, momentum,
-    update count, sampler position); without one, start as a fresh run.
-    stop_after_epoch: return after saving that epoch (tests simulate an interruption).
+    update count, sampler position); without one, start as a fresh run. A run whose last
+    epoch is complete just returns.
+    overwrite: a fresh run may replace an existing run of `prefix` (else RunExistsError).
     meter: what the log lines report (default SoftmaxMeter; see accel.core.flow_training).
+    on_start: called once everything is checked, right before the first batch (the
+    command line saves the run's config there).
     """
     t = cfg.TRAIN
     ctxs = list(ctxs)
+    prepare_run_folder(prefix, resume, overwrite, t.begin_epoch)
     kv = _create_kvstore(cfg.default.kvstore, len(ctxs))
     rank, num_workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
     if num_workers > 1:
@@ -194,31 +312,45 @@ def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParam
     logger.info("inputs %s; %d parameters, %d frozen, %d trainable (e.g. %s)", input_shapes,
                 len(param_names), len(frozen), len(trainable), ", ".join(trainable[:4]))
 
-    begin_epoch, states = t.begin_epoch, None
+    begin_epoch, resumed = t.begin_epoch, False
+    if resume and rank == 0:
+        remove_stale_temporaries(prefix)
     if resume:
         found = _resume_point(prefix)
         if found is None:
             logger.warning("resume: no complete checkpoint %s-%%04d.params/.states/.json; "
                            "starting at TRAIN.begin_epoch = %d", prefix, begin_epoch)
+        elif found >= t.end_epoch:
+            logger.info("resume: %s is complete (epoch %d >= TRAIN.end_epoch %d); nothing to "
+                        "do", params_path(prefix, found), found, t.end_epoch)
+            return TrainResult(prefix, found, found, rank)
         else:
-            begin_epoch = found
-            states = load_optimizer_states(prefix, begin_epoch)
-            with open(train_state_path(prefix, begin_epoch), encoding="utf-8") as f:
-                train_state = json.load(f)
-            if train_state["batches_per_epoch"] != batches_per_epoch:
+            begin_epoch, resumed = found, True
+            state_file = train_state_path(prefix, begin_epoch)
+            try:
+                with open(state_file, encoding="utf-8") as f:
+                    train_state = json.load(f)
+                saved_batches = int(train_state["batches_per_epoch"])
+                sampler_state = train_state["sampler"]
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise CheckpointError(f"cannot read train state {state_file} (truncated or "
+                                      f"corrupt: {err}); delete epoch {begin_epoch}'s files "
+                                      f"to resume from an earlier epoch") from None
+            if saved_batches != batches_per_epoch:
                 raise CheckpointError(
-                    f"{train_state_path(prefix, begin_epoch)}: saved with "
-                    f"{train_state['batches_per_epoch']} batches per epoch, this run has "
+                    f"{state_file}: saved with {saved_batches} batches per epoch, this run has "
                     f"{batches_per_epoch}; the data, batch size or devices changed")
-            loader.load_state_dict(train_state["sampler"])
+            loader.load_state_dict(sampler_state)
     if begin_epoch > 0:
         # Like the original, a non-zero begin_epoch without resume starts from that epoch's
         # parameters (fresh momentum).
         arg_params, aux_params = load_checkpoint(prefix, begin_epoch)
-        if states is None:
+        _check_names(arg_params, aux_params, symbol, param_names,
+                     params_path(prefix, begin_epoch))
+        if not resumed:
             loader.load_state_dict({**loader.state_dict(), "epoch": begin_epoch, "index": 0})
         logger.info("starting from %s (epoch %d)%s", params_path(prefix, begin_epoch),
-                    begin_epoch, " with optimizer states" if states else "")
+                    begin_epoch, " with optimizer states" if resumed else "")
     else:
         arg_params, aux_params = init_params(input_shapes, _stack([probe] * per_device,
                                                                   input_names))
@@ -244,16 +376,20 @@ def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParam
     idx2name = {i * ndev + k: n for i, n in enumerate(trainable) for k in range(ndev)}
     optimizer = mx.optimizer.SGD(
         learning_rate=t.lr, momentum=t.momentum, wd=t.wd,
-        lr_scheduler=scheduler_from_config(cfg, batches_per_epoch),
+        lr_scheduler=lr_scheduler(cfg, batches_per_epoch),
         rescale_grad=1.0 / (ndev * per_device * num_workers), sym=symbol,
         param_idx2name=idx2name, begin_num_update=begin_epoch * batches_per_epoch)
     updater = mx.optimizer.get_updater(optimizer)
-    if states is not None:
-        updater.set_states(states)
+    if resumed:
+        _restore_states(updater, prefix, begin_epoch, trainable, ndev, t.momentum,
+                        allow_pickle=bool(t.legacy_states))
     if kv is not None:
         for i, n in enumerate(trainable):
             kv.init(i, executors[0].arg_dict[n])
 
+    provenance = _provenance() if rank == 0 else {}
+    if on_start is not None and rank == 0:
+        on_start()
     result = TrainResult(prefix, begin_epoch, begin_epoch, rank)
     meter = meter or SoftmaxMeter()
     total_batches = (t.end_epoch - begin_epoch) * batches_per_epoch
@@ -292,48 +428,43 @@ def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParam
         result.epoch_losses[epoch + 1] = float(np.mean(epoch_losses))
         result.end_epoch = epoch + 1
         if rank == 0:
-            _save(prefix, epoch + 1, executors[0], input_shapes, updater, loader,
-                  optimizer.num_update, batches_per_epoch)
+            _save(prefix, epoch + 1, executors[0], input_shapes,
+                  _states_to_save(updater, trainable, ndev),
+                  {"num_update": int(optimizer.num_update),
+                   "batches_per_epoch": batches_per_epoch, "sampler": loader.state_dict(),
+                   "provenance": provenance}, t.keep_states)
         logger.info("Epoch[%d] done in %s, mean loss %.4f", epoch,
                     format_seconds(time.perf_counter() - tic), result.epoch_losses[epoch + 1])
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-            break
     return result
 
 
-def _save(prefix: str, epoch: int, exe, input_shapes, updater, loader, num_update: int,
-          batches_per_epoch: int) -> None:
-    """Write states and train state first, params last (the params file marks completion)."""
-    save_optimizer_states(prefix, epoch, updater.get_states(dump_optimizer=False))
-    with atomic_path(train_state_path(prefix, epoch)) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"epoch": epoch, "num_update": int(num_update),
-                       "batches_per_epoch": batches_per_epoch,
-                       "sampler": loader.state_dict()}, f, indent=1)
-    arg_params = {n: v.copyto(mx.cpu()) for n, v in exe.arg_dict.items() if n not in input_shapes}
-    aux_params = {n: v.copyto(mx.cpu()) for n, v in exe.aux_dict.items()}
-    save_checkpoint(prefix, epoch, arg_params, aux_params)
-
-
-def train_test_main(argv: Optional[Sequence[str]], train_net: Callable, test_net: Callable,
-                    description: str) -> int:
-    """Command line of the train-then-test runners: --cfg, --cpu, --resume, KEY=VALUE...;
-    logs and the merged config go beside the checkpoints; the last epoch is then tested."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--cfg", required=True, help="experiment yaml file")
-    parser.add_argument("--cpu", action="store_true", help="train and test on the CPU")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the last complete checkpoint (TRAIN.RESUME)")
-    parser.add_argument("--no-test", action="store_true", help="train only")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides, e.g. TRAIN.end_epoch=2 gpus=0,1")
-    args = parser.parse_args(argv)
-    cfg = merge_overrides(load_config(args.cfg), args.overrides)
-    _, out_dir = create_logger(cfg.output_path, args.cfg, cfg.dataset.image_set)
-    dump_config(cfg, os.path.join(out_dir, os.path.basename(args.cfg)))
-    logger.info("config %s%s", args.cfg, " with " + " ".join(args.overrides)
-                if args.overrides else "")
-    result = train_net(cfg, args.cfg, cpu=args.cpu, resume=args.resume)
-    if not args.no_test and result.rank == 0:
-        test_net(cfg, args.cfg, epoch=cfg.TRAIN.end_epoch, cpu=args.cpu)
-    return 0
+def _save(prefix: str, epoch: int, exe, input_shapes, states: Mapping[str, mx.nd.NDArray],
+          train_state: Mapping[str, Any], keep_states: int) -> None:
+    """Write states and train state first, params last (the params file marks completion),
+    then drop the .states of epochs older than the last `keep_states` (0 = keep all)."""
+    remove_stale_temporaries(prefix)
+    state_file = train_state_path(prefix, epoch)
+    try:
+        save_optimizer_states(prefix, epoch, states)
+        try:
+            with atomic_path(state_file) as tmp:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump({"epoch": epoch, **train_state}, f, indent=1)
+        except OSError as err:
+            raise write_error(state_file, err) from None
+        arg_params = {n: v.copyto(mx.cpu()) for n, v in exe.arg_dict.items()
+                      if n not in input_shapes}
+        aux_params = {n: v.copyto(mx.cpu()) for n, v in exe.aux_dict.items()}
+        save_checkpoint(prefix, epoch, arg_params, aux_params)
+    except CheckpointError as err:
+        earlier = [e for e in list_checkpoints(prefix) if e < epoch]
+        intact = (f"the previous checkpoint {params_path(prefix, earlier[-1])} is intact "
+                  f"(--resume continues from it once there is room)" if earlier
+                  else "no earlier checkpoint exists")
+        raise CheckpointError(f"epoch {epoch} not saved: {err}; {intact}") from None
+    if keep_states > 0:
+        for old in list_checkpoints(prefix):
+            path = states_path(prefix, old)
+            if old <= epoch - keep_states and os.path.isfile(path):
+                os.remove(path)
+                logger.debug("removed %s (TRAIN.keep_states = %d)", path, keep_states)

@@ -29,7 +29,8 @@ def dataset_from_config(cfg: Any, train: bool = True, image_set: Optional[str] =
                         key_interval: Optional[int] = None, **overrides) -> LabelledVideoDataset:
     """Build the configured data set for training (crop/flip from cfg.TRAIN) or testing.
 
-    Reads cfg.dataset.{dataset, dataset_path, image_set, test_image_set, NUM_CLASSES},
+    Reads cfg.dataset.{dataset, dataset_path, image_set, test_image_set, NUM_CLASSES,
+    skip_missing},
     cfg.network.{PIXEL_MEANS, IMAGE_STRIDE}, cfg.SCALES, cfg.TRAIN.{KEY_INTERVAL, FLIP,
     CROP_HEIGHT, CROP_WIDTH}; keyword overrides go to the class unchanged.
     """
@@ -38,16 +39,12 @@ def dataset_from_config(cfg: Any, train: bool = True, image_set: Optional[str] =
     if cls is None:
         raise ValueError(f"cfg.dataset.dataset = {name!r} is not a known data set; expected "
                          f"one of {sorted(DATASETS)} (case-insensitive)")
-    ignore = cfg.dataset.get("ignore_label", 255)
-    if ignore != 255:
-        raise ValueError(f"cfg.dataset.ignore_label = {ignore}: the data sets mark ignored "
-                         f"pixels with 255 (the original's value); other values are unsupported")
     split = image_set or (cfg.dataset.image_set if train else cfg.dataset.test_image_set)
     kwargs = dict(
         root=cfg.dataset.dataset_path, split=config_split(split),
         key_interval=key_interval or cfg.TRAIN.KEY_INTERVAL,
         pixel_means=cfg.network.PIXEL_MEANS, scales=config_scales(cfg.SCALES),
-        stride=cfg.network.IMAGE_STRIDE,
+        stride=cfg.network.IMAGE_STRIDE, skip_missing=bool(cfg.dataset.skip_missing),
     )
     if train:
         kwargs.update(crop_size=(cfg.TRAIN.CROP_HEIGHT, cfg.TRAIN.CROP_WIDTH),

@@ -2,10 +2,13 @@
 
 A checkpoint is ``<prefix>-%04d.params`` (``mx.nd.save`` of a dict whose keys are
 ``arg:<name>`` and ``aux:<name>``), optionally ``<prefix>-symbol.json`` and, for resuming,
-``<prefix>-%04d.states`` (the optimizer states). Every file is written to a temporary file in
-the same folder, flushed to disk and renamed over the target, so an interrupted save leaves
-the previous file intact and never a truncated one. The published Accel/DFF/DeepLab weights
-are files of this format and load unchanged.
+``<prefix>-%04d.states`` (the optimizer's momentum buffers, ``mx.nd.save`` of a dict keyed
+by parameter name and device; not a pickle: counters live in the trainer's ``.json``). File
+names come from accel.utils.paths. Every file is written to a temporary file in the same
+folder, flushed to disk and renamed over the target, so an interrupted save leaves the
+previous file intact and never a truncated one; a failed write (a full disk) is a
+CheckpointError naming the file and the cause. The published Accel/DFF/DeepLab weights are
+files of this format and load unchanged.
 
 MXNet is imported inside the functions, after ``accel.utils.mxnet_version.import_mxnet`` has
 had the chance to pick the package named by ``MXNET_VERSION``.
@@ -13,16 +16,20 @@ had the chance to pick the package named by ``MXNET_VERSION``.
 import contextlib
 import logging
 import os
+import pickle
 import re
+import shutil
 import tempfile
-from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from accel.utils.paths import params_path, stale_temporaries, states_path, symbol_path
+
 __all__ = ["CheckpointError", "ParamCheck", "atomic_path", "params_path", "states_path",
            "symbol_path", "save_checkpoint", "load_checkpoint", "load_param_file",
-           "check_params", "latest_checkpoint", "list_checkpoints", "save_optimizer_states",
-           "load_optimizer_states"]
+           "check_params", "list_checkpoints", "save_optimizer_states",
+           "load_optimizer_states", "remove_stale_temporaries", "write_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,21 +38,6 @@ Params = Dict[str, Any]  # parameter name -> mx.nd.NDArray
 
 class CheckpointError(Exception):
     """A checkpoint file is missing, unreadable, or does not match the network."""
-
-
-def params_path(prefix: str, epoch: int) -> str:
-    """'<prefix>-%04d.params', the parameter file of `epoch`."""
-    return "%s-%04d.params" % (prefix, epoch)
-
-
-def states_path(prefix: str, epoch: int) -> str:
-    """'<prefix>-%04d.states', the optimizer states saved with epoch `epoch`."""
-    return "%s-%04d.states" % (prefix, epoch)
-
-
-def symbol_path(prefix: str) -> str:
-    """'<prefix>-symbol.json', the network definition saved beside the parameters."""
-    return "%s-symbol.json" % prefix
 
 
 @contextlib.contextmanager
@@ -100,6 +92,26 @@ def _as_ndarray(name: str, value: Any) -> Any:
                           f"got {type(value).__name__}")
 
 
+def write_error(path: str, err: BaseException) -> "CheckpointError":
+    """A CheckpointError for a failed write of `path`: the file, the cause (a full disk is
+    named as such, with the free space) and that the file was not replaced."""
+    if isinstance(err, CheckpointError):
+        return err
+    cause = (err.strerror or str(err)) if isinstance(err, OSError) else _last_line(err)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    full = (isinstance(err, OSError) and err.errno == 28) or "Write incomplete" in str(err)
+    if full or (free is not None and free < 64 << 20):
+        cause = f"disk full? ({cause}; {free / 2**20:.0f} MiB free in {folder})" \
+            if free is not None else f"disk full? ({cause})"
+    existed = "the previous version of the file is intact" if os.path.exists(path) \
+        else "no partial file was left"
+    return CheckpointError(f"cannot write {path}: {cause}; {existed}")
+
+
 def save_checkpoint(prefix: str, epoch: int, arg_params: Mapping[str, Any],
                     aux_params: Mapping[str, Any], symbol: Any = None) -> str:
     """Write `<prefix>-%04d.params` (and `<prefix>-symbol.json` if given) atomically."""
@@ -108,13 +120,33 @@ def save_checkpoint(prefix: str, epoch: int, arg_params: Mapping[str, Any],
     import mxnet as mx
 
     if symbol is not None:
-        with atomic_path(symbol_path(prefix)) as tmp:
-            symbol.save(tmp)
+        try:
+            with atomic_path(symbol_path(prefix)) as tmp:
+                symbol.save(tmp)
+        except Exception as err:
+            raise write_error(symbol_path(prefix), err) from None
     path = params_path(prefix, epoch)
-    with atomic_path(path) as tmp:
-        mx.nd.save(tmp, save_dict)
+    try:
+        with atomic_path(path) as tmp:
+            mx.nd.save(tmp, save_dict)
+    except Exception as err:  # MXNetError "FileStream.Write incomplete" on a full disk
+        raise write_error(path, err) from None
     logger.info("saved checkpoint %s (%d arg, %d aux)", path, len(arg_params), len(aux_params))
     return path
+
+
+def remove_stale_temporaries(prefix: str) -> List[str]:
+    """Delete the temporary files a killed run left for `prefix` (accel.utils.paths.
+    stale_temporaries); returns them. Call it only when no other process writes `prefix`."""
+    removed = []
+    for path in stale_temporaries(prefix):
+        with contextlib.suppress(FileNotFoundError):
+            size = os.path.getsize(path)
+            os.remove(path)
+            removed.append(path)
+            logger.info("removed %s (%.1f MiB), left by an interrupted save", path,
+                        size / 2**20)
+    return removed
 
 
 def load_param_file(path: str, arg_prefix: str = "") -> Tuple[Params, Params]:
@@ -165,14 +197,6 @@ def list_checkpoints(prefix: str) -> List[int]:
         if match and os.path.getsize(os.path.join(folder, name)) > 0:
             epochs.append(int(match.group(1)))
     return sorted(epochs)
-
-
-def latest_checkpoint(prefix: str, require_states: bool = False) -> Optional[int]:
-    """Highest epoch with a finished params file (and states file if asked), or None."""
-    epochs = list_checkpoints(prefix)
-    if require_states:
-        epochs = [e for e in epochs if os.path.isfile(states_path(prefix, e))]
-    return epochs[-1] if epochs else None
 
 
 def load_checkpoint(prefix: str, epoch: int, arg_prefix: str = "") -> Tuple[Params, Params]:
@@ -252,35 +276,73 @@ def check_params(symbol_or_shapes: Any, arg_params: Mapping[str, Any],
         where = f" in {source}" if source else ""
         raise CheckpointError(f"{len(problems)} parameter problem(s){where}:\n  - "
                               + "\n  - ".join(problems))
+    if unexpected:
+        logger.warning("%s: %d parameter(s) that this network does not use (ignored): %s",
+                       source or "parameters", len(unexpected), ", ".join(unexpected))
     return ParamCheck([m.split(" ")[0] for m in missing], [u.split(" ")[0] for u in unexpected])
 
 
-def save_optimizer_states(prefix: str, epoch: int, states: Union[bytes, Any]) -> str:
-    """Atomically write the optimizer states as `<prefix>-%04d.states`.
+def _is_pickle(data: bytes) -> bool:
+    """Pickle protocol 2+ starts with 0x80; mx.nd.save files with the magic 0x112."""
+    return data[:1] == b"\x80"
 
-    `states` is the bytes of `Updater.get_states()` or an object with a
-    `save_optimizer_states(fname)` method (an mx.mod.Module), which then writes the file.
-    """
+
+def save_optimizer_states(prefix: str, epoch: int, states: Mapping[str, Any]) -> str:
+    """Atomically write `<prefix>-%04d.states`: `mx.nd.save` of {name: NDArray}."""
+    import mxnet as mx
+
     path = states_path(prefix, epoch)
-    with atomic_path(path) as tmp:
-        if isinstance(states, (bytes, bytearray)):
-            with open(tmp, "wb") as f:
-                f.write(states)
-        elif hasattr(states, "save_optimizer_states"):
-            states.save_optimizer_states(tmp)
-        else:
-            raise TypeError(f"save_optimizer_states: expected bytes or a Module, "
-                            f"got {type(states).__name__}")
+    arrays = {str(k): _as_ndarray(str(k), v) for k, v in states.items()}
+    try:
+        with atomic_path(path) as tmp:
+            mx.nd.save(tmp, arrays)  # {} (SGD without momentum) is a valid, empty list
+    except Exception as err:
+        raise write_error(path, err) from None
     return path
 
 
-def load_optimizer_states(prefix: str, epoch: int) -> bytes:
-    """The bytes of `<prefix>-%04d.states` (for Updater.set_states / Module's loader)."""
+def load_optimizer_states(prefix: str, epoch: int, allow_pickle: bool = False) -> Dict[Any, Any]:
+    """The arrays of `<prefix>-%04d.states` as {name: NDArray}.
+
+    Files written before this format are pickles of MXNet's Updater states ({index: state});
+    unpickling runs code from the file, so it is done only with `allow_pickle` (the
+    runners' --legacy-states) and returns that dict, keyed by int.
+    """
+    import mxnet as mx
+
     path = states_path(prefix, epoch)
     if not os.path.isfile(path):
         raise CheckpointError(f"optimizer states file not found: {path}")
     with open(path, "rb") as f:
-        data = f.read()
-    if not data:
+        head = f.read(1)
+    if not head:
         raise CheckpointError(f"optimizer states file is empty: {path}")
-    return data
+    if _is_pickle(head):
+        if not allow_pickle:
+            raise CheckpointError(
+                f"{path} is in the old pickled format; loading it runs code stored in the "
+                f"file: if you trust it, resume with --legacy-states (TRAIN.legacy_states: "
+                f"true), and later epochs are saved in the new format")
+        try:
+            with open(path, "rb") as f:
+                states = pickle.load(f)
+        except Exception as err:
+            raise CheckpointError(f"cannot read optimizer states {path} (truncated or "
+                                  f"corrupt pickle: {err})") from None
+        if isinstance(states, tuple) and len(states) == 2:  # dumped with the optimizer
+            states = states[0]
+        if not isinstance(states, dict):
+            raise CheckpointError(f"{path}: expected a pickled dict of optimizer states, got "
+                                  f"{type(states).__name__}")
+        return states
+    try:
+        loaded = mx.nd.load(path)
+    except Exception as err:
+        raise CheckpointError(f"cannot read optimizer states {path} (truncated or corrupt: "
+                              f"{_last_line(err)})") from None
+    if isinstance(loaded, list) and not loaded:  # no momentum buffers saved
+        return {}
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"{path}: expected named arrays (mx.nd.save of a dict), got an "
+                              f"unnamed list of {len(loaded)}")
+    return loaded

@@ -1,9 +1,10 @@
 """Logging set-up for runners (output folder layout of DFF) and progress lines with speed/ETA."""
 import logging
-import os
 import sys
 import time
 from typing import Callable, Optional, Tuple
+
+from accel.utils import paths
 
 __all__ = ["create_logger", "output_dir", "format_seconds", "ProgressLogger"]
 
@@ -13,30 +14,31 @@ _OWNED = "_accel_create_logger"
 
 
 def output_dir(output_path: str, cfg_path: str, image_set: str) -> str:
-    """<output_path>/<cfg file name without .yaml>/<image sets joined by '_'>."""
-    cfg_name = os.path.splitext(os.path.basename(cfg_path))[0]
-    image_sets = "_".join(s for s in image_set.split("+") if s)
-    return os.path.join(output_path, cfg_name, image_sets)
+    """The run folder <output_path>/<cfg name>/<image sets joined by '_'> (accel.utils.paths)."""
+    return paths.run_dir(output_path, cfg_path, image_set)
 
 
 def create_logger(output_path: str, cfg_path: str, image_set: str,
                   level: int = logging.INFO) -> Tuple[logging.Logger, str]:
-    """Log to the console and to <final_output_path>/<cfg name>_<time>.log; return both.
+    """Log to the console and to <run folder>/<cfg name>_<time>.log; return both.
 
     The root logger is configured, so every module's `logging.getLogger(__name__)` lands in
     the file. Calling it again (e.g. train then test) replaces the previous handlers.
     """
-    final_output_path = output_dir(output_path, cfg_path, image_set)
-    os.makedirs(final_output_path, exist_ok=True)
-    cfg_name = os.path.splitext(os.path.basename(cfg_path))[0]
-    log_file = os.path.join(final_output_path,
-                            "%s_%s.log" % (cfg_name, time.strftime("%Y-%m-%d-%H-%M-%S")))
+    final_output_path = paths.make_dir(output_dir(output_path, cfg_path, image_set),
+                                       "run folder")
+    log_file = paths.log_path(final_output_path, cfg_path, time.strftime("%Y-%m-%d-%H-%M-%S"))
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, _OWNED, False)]:
         root.removeHandler(handler)
         handler.close()
     formatter = logging.Formatter(_FORMAT)
-    for handler in (logging.FileHandler(log_file), logging.StreamHandler(sys.stderr)):
+    handlers = [logging.FileHandler(log_file)]
+    # accel.cli.run has usually set up the console already: don't print every line twice.
+    if not any(type(h) is logging.StreamHandler and h.stream in (sys.stderr, sys.stdout)
+               for h in root.handlers):
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
         handler.setFormatter(formatter)
         setattr(handler, _OWNED, True)
         root.addHandler(handler)

@@ -2,8 +2,9 @@
 
 The schedule is a pure function of the update count (MXNet's `Optimizer.num_update`, which
 counts from 1 for the first update), so a resumed run that restores the count gets exactly
-the learning rates of an uninterrupted one. Steps are given in epochs by the config
-(`TRAIN.lr_step`, fractional allowed) and converted to updates with the batches per epoch.
+the learning rates of an uninterrupted one. Steps are given in epochs (the config's
+`TRAIN.lr_step`, fractional allowed; the trainer parses it) and converted to updates with
+the batches per epoch. Plain values in: nothing here reads a config.
 """
 import bisect
 import logging
@@ -13,7 +14,7 @@ import mxnet as mx
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WarmupMultiFactorScheduler", "epochs_to_updates", "scheduler_from_config"]
+__all__ = ["WarmupMultiFactorScheduler", "epochs_to_updates"]
 
 
 def epochs_to_updates(epochs: Sequence[float], batches_per_epoch: int) -> list:
@@ -48,16 +49,3 @@ class WarmupMultiFactorScheduler(mx.lr_scheduler.LRScheduler):
             return self.warmup_lr
         passed = bisect.bisect_left(self.steps, num_update)  # steps s with s < num_update
         return self.base_lr * self.factor ** passed
-
-
-def scheduler_from_config(cfg, batches_per_epoch: int) -> WarmupMultiFactorScheduler:
-    """The schedule of cfg.TRAIN (lr, lr_step in epochs, lr_factor, warm-up) in updates."""
-    from accel.config import parse_lr_steps
-
-    t = cfg.TRAIN
-    steps = epochs_to_updates(parse_lr_steps(t.lr_step), batches_per_epoch)
-    logger.info("lr %g, x%g at updates %s (epochs %s, %d batches/epoch)%s", t.lr, t.lr_factor,
-                steps, t.lr_step or "none", batches_per_epoch,
-                ", warm-up %g for %d updates" % (t.warmup_lr, t.warmup_step) if t.warmup else "")
-    return WarmupMultiFactorScheduler(steps, t.lr_factor, t.lr, t.warmup, t.warmup_lr,
-                                      t.warmup_step)
