@@ -8,7 +8,8 @@ DMLC_NUM_SERVER and DMLC_NUM_WORKER; scheduler and servers are plain `import mxn
 (importing MXNet with DMLC_ROLE=server/scheduler runs the parameter server and exits).
 MXNet's own tools/launch.py --launcher local hung here; on a cluster the same variables come
 from MXNet's ssh/mpi launchers (README, "Distributed training"). The exit status is the
-first failing worker's, or 0; --timeout kills everything left after that many seconds.
+first failing worker's (which stops the others at once), or 0; --timeout kills everything
+left after that many seconds and exits with 124.
 """
 import argparse
 import logging
@@ -44,12 +45,21 @@ def launch(command: List[str], num_workers: int, num_servers: int = 1,
     deadline = time.monotonic() + timeout if timeout > 0 else None
     status = 0
     try:
-        for proc in workers + helpers:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            rc = proc.wait(timeout=left)
-            if rc != 0 and status == 0 and proc in workers:
-                status = rc
-                logger.error("worker %d exited with %d", workers.index(proc), rc)
+        # Poll every worker: the first one to fail stops the run at once (the others would
+        # wait for it at the next synchronisation, forever).
+        while status == 0 and any(w.poll() is None for w in workers):
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(command, timeout)
+            time.sleep(0.1)
+            for rank, proc in enumerate(workers):
+                rc = proc.poll()
+                if rc not in (None, 0) and status == 0:
+                    status = rc
+                    logger.error("worker %d exited with %d: stopping every process", rank, rc)
+        if status == 0:
+            for proc in helpers:  # scheduler and servers end once every worker has left
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                proc.wait(timeout=left)
     except subprocess.TimeoutExpired:
         logger.error("timed out after %.0f s: stopping every process", timeout)
         status = 124
