@@ -1,0 +1,10 @@
+"""Export of the Accel, DFF and DeepLab graphs to ONNX, and a runtime for the exported files.
+
+* `accel.export.onnx`: converters for the ops MXNet's exporter lacks (warp, deformable
+  convolution, fix_gamma BatchNorm) and `export_graph` / `export_network`;
+* `accel.export.onnxruntime`: `OrtGraph`, an exported graph in ONNX Runtime with the
+  `forward` / `set_input` interface of `accel.core.inference.BoundGraph`.
+
+Both need the `onnx` (< 1.15, for mx.onnx) and `onnxruntime` packages; import the
+submodules explicitly.
+"""

@@ -1,0 +1,609 @@
+"""Export of our MXNet graphs to ONNX: MXNet's own converters plus ours for the Accel ops.
+
+`mx.onnx` (MXNet 1.9, needs onnx < 1.15) converts the standard layers (Convolution,
+BatchNorm, Deconvolution, Crop, Pooling, ...). It has no converter for the ops that make
+Accel what it is; this module registers them for the duration of one export:
+
+* the warp: `GridGenerator(transform_type='warp')` + `BilinearSampler` (the official pair)
+  and our fused `accel_flow_warp` custom op, both as ONNX `GridSample` (opset 16; bilinear,
+  zeros outside, align_corners=1: MXNet's normalisation is (x + flow_x) / ((W - 1) / 2) - 1);
+* the deformable convolution (`_contrib_DeformableConvolution` and our fast path's
+  `accel_deformable_conv`), selectable:
+  - 'sampling' (default, any runtime with GridSample): each of the kh*kw taps is a bilinear
+    sample of the input at its shifted position (one GridSample per deformable group, taps
+    stacked), then a single 1x1 convolution over C*kh*kw channels with the reshaped kernel.
+    This is the definition of the operator, so it is exact up to float rounding; a sample
+    lands on zeros outside the map corner by corner, as MXNet's im2col does;
+  - 'deformconv': ONNX `DeformConv` (opset 19), for runtimes that implement it;
+* BatchNorm: MXNet's converter ignores `fix_gamma` (the zoo ResNets' `bn_data` has it: MXNet
+  then uses gamma = 1 whatever the checkpoint holds), ours honours it;
+* parameters: written as raw initializers (MXNet's converter lists every float through
+  Python, minutes for a ResNet-101), never as graph inputs.
+
+A graph with an op that none of these convert fails before any conversion with
+`UnsupportedOpError`, naming every such layer and op.
+"""
+import contextlib
+import json
+import logging
+from pathlib import Path
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import mxnet as mx
+import numpy as np
+import onnx
+from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+from onnx import TensorProto, helper, numpy_helper
+
+logger = logging.getLogger(__name__)
+
+Shape = Tuple[int, ...]
+
+DEFORMABLE_MODES = ("sampling", "deformconv")
+# Lowest opset each mode needs: GridSample is opset 16 (17 is what TensorRT 8.6 and
+# OpenVINO 2023 read), DeformConv opset 19.
+OPSET = {"sampling": 17, "deformconv": 19}
+# Custom ops of accel.operators that have a converter here.
+CUSTOM_WARP = "accel_flow_warp"
+CUSTOM_DEFORMABLE = "accel_deformable_conv"
+# ONNX metadata key holding {onnx output name: MXNet output name}.
+OUTPUTS_KEY = "accel.mxnet_outputs"
+
+
+class UnsupportedOpError(ValueError):
+    """The graph holds an op that no converter (MXNet's or ours) turns into ONNX."""
+
+
+# -- small helpers for the converters ---------------------------------------------------------
+
+def _inputs(node, kwargs) -> Tuple[str, List[str], Dict[str, str]]:
+    lookup = kwargs["outputs_lookup"]
+    return (node["name"], [lookup[i[0]][i[1]].name for i in node["inputs"]],
+            node.get("attrs", {}))
+
+
+def _ints(text: str, default=()) -> Tuple[int, ...]:
+    text = (text or "").strip()
+    if not text or text == "()":
+        return tuple(default)
+    return tuple(int(v) for v in text.strip("()[] ").split(",") if v.strip())
+
+
+def _flag(text, default: bool) -> bool:
+    if text is None:
+        return default
+    return str(text).strip() in ("True", "true", "1")
+
+
+class _Builder:
+    """Collects the nodes and constants of one converted layer; names are `<layer>__<x>`."""
+
+    def __init__(self, name: str, kwargs):
+        self.name = name
+        self.initializer = kwargs["initializer"]
+        self.nodes: List[onnx.NodeProto] = []
+        self._count = 0
+
+    def const(self, value, dtype=np.int64) -> str:
+        self._count += 1
+        name = "%s__const%d" % (self.name, self._count)
+        self.initializer.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    def op(self, op_type: str, inputs: Sequence[str], output: Optional[str] = None,
+           **attrs) -> str:
+        self._count += 1
+        out = output or "%s__%s%d" % (self.name, op_type.lower(), self._count)
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out],
+                                           name=out if output is None else self.name, **attrs))
+        return out
+
+    def dims(self, tensor: str, begin: int, end: int) -> str:
+        """Dimensions begin..end-1 of `tensor`'s shape, int64 1-D."""
+        shape = self.op("Shape", [tensor])
+        return self.op("Slice", [shape, self.const([begin]), self.const([end])])
+
+    def arange(self, size: str, shape: Sequence[int], scale: float = 1.0,
+               shift: float = 0.0) -> str:
+        """float32 (0..size-1) * scale + shift, reshaped to `shape` (one -1)."""
+        count = self.op("Squeeze", [size])
+        idx = self.op("Range", [self.const(0), count, self.const(1)])
+        value = self.op("Cast", [idx], to=TensorProto.FLOAT)
+        if scale != 1.0:
+            value = self.op("Mul", [value, self.const(scale, np.float32)])
+        if shift != 0.0:
+            value = self.op("Add", [value, self.const(shift, np.float32)])
+        return self.op("Reshape", [value, self.const(shape)])
+
+    def normalise(self, coord: str, size: str) -> str:
+        """Pixel coordinate -> GridSample's [-1, 1] with align_corners: c / ((n-1)/2) - 1."""
+        half = self.op("Div", [self.op("Sub", [self.op("Cast", [size], to=TensorProto.FLOAT),
+                                               self.const(1.0, np.float32)]),
+                               self.const(2.0, np.float32)])
+        return self.op("Sub", [self.op("Div", [coord, half]), self.const(1.0, np.float32)])
+
+
+# -- converters -------------------------------------------------------------------------------
+
+def _null_converter(weights_out: Optional[Dict[str, np.ndarray]]):
+    def convert(node, **kwargs):
+        """A parameter becomes an initializer (set aside in `weights_out` when given: the
+        graph is checked without them, then they are attached); an input a graph input."""
+        name = node["name"]
+        if kwargs["is_input"]:
+            dtype = onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[kwargs["in_type"]]
+            return [helper.make_tensor_value_info(name, kwargs["in_type"],
+                                                  kwargs["in_shape"])], (dtype,)
+        array = np.ascontiguousarray(kwargs["weights"][name])
+        if weights_out is None:
+            kwargs["initializer"].append(numpy_helper.from_array(array, name))
+        else:
+            weights_out[name] = array
+        # The exporter expects a ValueInfo for it; `_finish` keeps only real inputs.
+        return [helper.make_tensor_value_info(
+            name, onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[array.dtype], array.shape)], \
+            (array.dtype,)
+    return convert
+
+
+def _convert_batchnorm(node, **kwargs):
+    """BatchNormalization with the moving statistics; gamma = 1 when fix_gamma (MXNet's
+    default when the attribute is absent)."""
+    name, inputs, attrs = _inputs(node, kwargs)
+    if int(attrs.get("axis", 1)) != 1:
+        raise UnsupportedOpError("BatchNorm %r: axis %s, only axis 1 exports"
+                                 % (name, attrs.get("axis")))
+    b = _Builder(name, kwargs)
+    if _flag(attrs.get("fix_gamma"), True):
+        gamma = kwargs["weights"].get(node_input_name(node, kwargs, 1))
+        channels = gamma.shape if gamma is not None else None
+        if channels is None:
+            raise UnsupportedOpError("BatchNorm %r: fix_gamma needs gamma as a parameter" % name)
+        inputs = [inputs[0], b.const(np.ones(channels, np.float32), np.float32)] + inputs[2:]
+    b.op("BatchNormalization", inputs, name, epsilon=float(attrs.get("eps", 1e-3)),
+         momentum=float(attrs.get("momentum", 0.9)))
+    return b.nodes
+
+
+def _convert_softmax_output(node, **kwargs):
+    """SoftmaxOutput at inference: softmax over channels (axis 1) with multi_output, as
+    MXNet computes it; MXNet's converter flattens C*H*W into one softmax."""
+    name, inputs, attrs = _inputs(node, kwargs)
+    b = _Builder(name, kwargs)
+    if _flag(attrs.get("multi_output"), False) or _flag(attrs.get("preserve_shape"), False):
+        axis = 1 if _flag(attrs.get("multi_output"), False) else -1
+        b.op("Softmax", [inputs[0]], name, axis=axis)
+        return b.nodes
+    shape = b.op("Shape", [inputs[0]])
+    flat = b.op("Softmax", [b.op("Flatten", [inputs[0]], axis=1)], axis=1)
+    b.op("Reshape", [flat, shape], name)
+    return b.nodes
+
+
+def node_input_name(node, kwargs, index: int) -> str:
+    """MXNet name of the node feeding input `index` (the key of its weights entry)."""
+    return kwargs["mx_graph"][node["inputs"][index][0]]["name"]
+
+
+def _warp_grid(b: _Builder, flow: str, feat: str) -> str:
+    """(N, H, W, 2) GridSample grid sampling `feat` at (x + flow_x, y + flow_y)."""
+    height, width = b.dims(feat, 2, 3), b.dims(feat, 3, 4)
+    fx = b.op("Slice", [flow, b.const([0]), b.const([1]), b.const([1])])
+    fy = b.op("Slice", [flow, b.const([1]), b.const([2]), b.const([1])])
+    gx = b.normalise(b.op("Add", [fx, b.arange(b.dims(flow, 3, 4), [1, 1, 1, -1])]), width)
+    gy = b.normalise(b.op("Add", [fy, b.arange(b.dims(flow, 2, 3), [1, 1, -1, 1])]), height)
+    return b.op("Transpose", [b.op("Concat", [gx, gy], axis=1)], perm=[0, 2, 3, 1])
+
+
+def _grid_sample(b: _Builder, data: str, grid: str, output: Optional[str] = None) -> str:
+    return b.op("GridSample", [data, grid], output, mode="bilinear", padding_mode="zeros",
+                align_corners=1)
+
+
+def _convert_grid_generator(node, **kwargs):
+    """GridGenerator(warp): the normalised sampling grid (N, 2, H, W), x then y."""
+    name, (flow,), attrs = _inputs(node, kwargs)
+    if attrs.get("transform_type") != "warp":
+        raise UnsupportedOpError("GridGenerator %r: transform_type %r, only 'warp' exports"
+                                 % (name, attrs.get("transform_type")))
+    b = _Builder(name, kwargs)
+    grid = _warp_grid(b, flow, flow)
+    b.op("Transpose", [grid], name, perm=[0, 3, 1, 2])
+    return b.nodes
+
+
+def _convert_bilinear_sampler(node, **kwargs):
+    """BilinearSampler(data, grid (N, 2, H, W)) = GridSample with the grid channels last."""
+    name, (data, grid), _ = _inputs(node, kwargs)
+    b = _Builder(name, kwargs)
+    _grid_sample(b, data, b.op("Transpose", [grid], perm=[0, 2, 3, 1]), name)
+    return b.nodes
+
+
+def _deformable(node, kwargs, mode: str, data: str, offset: str, weight: str,
+                bias: Optional[str], stride: Shape, pad: Shape, dilate: Shape,
+                groups: int, num_group: int):
+    name = node["name"]
+    w = kwargs["weights"].get(node_input_name(node, kwargs, 2))
+    if w is None:
+        raise UnsupportedOpError("deformable convolution %r: its weight must be a parameter"
+                                 % name)
+    out_c, in_per_group, kh, kw = w.shape
+    channels = in_per_group * num_group
+    if channels % groups:
+        raise UnsupportedOpError("deformable convolution %r: %d deformable groups do not "
+                                 "divide %d channels" % (name, groups, channels))
+    b = _Builder(name, kwargs)
+    taps = kh * kw
+    out_h, out_w = b.dims(offset, 2, 3), b.dims(offset, 3, 4)
+    # offset (N, G * taps * 2, Ho, Wo), (dy, dx) per tap -> (N*G, taps, 2, Ho, Wo)
+    off = b.op("Reshape", [offset, b.op("Concat", [b.const([-1, taps, 2]), out_h, out_w],
+                                         axis=0)])
+    ky = np.array([i * dilate[0] for i in range(kh) for _ in range(kw)], np.float32)
+    kx = np.array([j * dilate[1] for _ in range(kh) for j in range(kw)], np.float32)
+    base_y = b.op("Add", [b.arange(out_h, [1, -1, 1], stride[0], -pad[0]),
+                          b.const(ky.reshape(taps, 1, 1), np.float32)])
+    base_x = b.op("Add", [b.arange(out_w, [1, 1, -1], stride[1], -pad[1]),
+                          b.const(kx.reshape(taps, 1, 1), np.float32)])
+    height, width = b.dims(data, 2, 3), b.dims(data, 3, 4)
+    # Sample positions in pixels (N*G, taps, Ho, Wo), moved to where ONNX's bilinear rule
+    # (corners outside are zero) gives MXNet's DCN v1 rule: zero unless 0 <= y < H and
+    # 0 <= x < W, and clamped onto the last row/column in [H-1, H) / [W-1, W).
+    py = _dcn_v1_position(b, b.op("Add", [b.op("Gather", [off, b.const(0)], axis=2), base_y]),
+                          height)
+    px = _dcn_v1_position(b, b.op("Add", [b.op("Gather", [off, b.const(1)], axis=2), base_x]),
+                          width)
+    if mode == "deformconv":
+        moved = b.op("Concat", [b.op("Unsqueeze", [b.op("Sub", [py, base_y]), b.const([2])]),
+                                b.op("Unsqueeze", [b.op("Sub", [px, base_x]), b.const([2])])],
+                     axis=2)
+        moved = b.op("Reshape", [moved, b.op("Concat", [b.const([-1, groups * taps * 2]),
+                                                        out_h, out_w], axis=0)])
+        b.op("DeformConv", [data, weight, moved] + ([bias] if bias else []), name,
+             kernel_shape=[kh, kw], strides=list(stride), pads=list(pad) * 2,
+             dilations=list(dilate), group=num_group, offset_group=groups)
+        return b.nodes
+    grid = b.op("Concat", [b.op("Unsqueeze", [b.normalise(px, width), b.const([-1])]),
+                           b.op("Unsqueeze", [b.normalise(py, height), b.const([-1])])],
+                axis=-1)
+    grid = b.op("Reshape", [grid, b.op("Concat", [b.const([0, -1]), out_w, b.const([2])],
+                                       axis=0)])          # (N*G, taps*Ho, Wo, 2)
+    per_group = b.op("Reshape", [data, b.op("Concat", [b.const([-1, channels // groups]),
+                                                       b.dims(data, 2, 4)], axis=0)])
+    taps_map = _grid_sample(b, per_group, grid)            # (N*G, C/G, taps*Ho, Wo)
+    columns = b.op("Reshape", [taps_map, b.op("Concat", [b.const([-1, channels * taps]),
+                                                         out_h, out_w], axis=0)])
+    kernel = b.op("Reshape", [weight, b.const([out_c, in_per_group * taps, 1, 1])])
+    b.op("Conv", [columns, kernel] + ([bias] if bias else []), name, kernel_shape=[1, 1],
+         group=num_group)
+    return b.nodes
+
+
+def _dcn_v1_position(b: _Builder, pos: str, size: str) -> str:
+    """Pixel coordinate p -> min(p, n - 1) where 0 <= p < n, else -2 (all corners outside)."""
+    n = b.op("Cast", [size], to=TensorProto.FLOAT)
+    inside = b.op("And", [b.op("GreaterOrEqual", [pos, b.const(0.0, np.float32)]),
+                          b.op("Less", [pos, n])])
+    last = b.op("Sub", [n, b.const(1.0, np.float32)])
+    return b.op("Where", [inside, b.op("Min", [pos, last]), b.const(-2.0, np.float32)])
+
+
+def _deformable_converter(mode: str):
+    def convert(node, **kwargs):
+        """MXNet's DeformableConvolution (data, offset, weight[, bias])."""
+        name, inputs, attrs = _inputs(node, kwargs)
+        kernel = _ints(attrs.get("kernel"))
+        ndim = len(kernel)
+        return _deformable(node, kwargs, mode, inputs[0], inputs[1], inputs[2],
+                           None if _flag(attrs.get("no_bias"), False) else inputs[3],
+                           _ints(attrs.get("stride"), (1,) * ndim),
+                           _ints(attrs.get("pad"), (0,) * ndim),
+                           _ints(attrs.get("dilate"), (1,) * ndim),
+                           int(attrs.get("num_deformable_group", 1)),
+                           int(attrs.get("num_group", 1)))
+    return convert
+
+
+def _custom_converter(mode: str):
+    def convert(node, **kwargs):
+        """Our CustomOps: the fused warp and the fast path's deformable convolution."""
+        name, inputs, attrs = _inputs(node, kwargs)
+        op_type = attrs.get("op_type")
+        b = _Builder(name, kwargs)
+        if op_type == CUSTOM_WARP:
+            feat, flow = inputs
+            _grid_sample(b, feat, _warp_grid(b, flow, feat), name)
+            return b.nodes
+        if op_type == CUSTOM_DEFORMABLE:
+            source = kwargs["mx_graph"][node["inputs"][1][0]]
+            if source["op"] != "Convolution":
+                raise UnsupportedOpError("%s %r: its offsets must come from a Convolution to "
+                                         "know the deformable groups" % (op_type, name))
+            groups = int(source["attrs"]["num_filter"]) // 18
+            stride, pad, dilate = (int(attrs.get(k, d)) for k, d in
+                                   (("stride", 1), ("pad", 0), ("dilate", 1)))
+            return _deformable(node, kwargs, mode, inputs[0], inputs[1], inputs[2], None,
+                               (stride,) * 2, (pad,) * 2, (dilate,) * 2, groups, 1)
+        raise UnsupportedOpError("cannot export layer %r: custom op %r has no ONNX converter"
+                                 % (name, op_type))
+    return convert
+
+
+def our_converters(deformable: str, weights_out: Optional[Dict[str, np.ndarray]] = None
+                   ) -> Dict[str, object]:
+    """op name -> converter, installed over MXNet's for one export; parameters are put in
+    `weights_out` instead of the graph when it is given."""
+    if deformable not in DEFORMABLE_MODES:
+        raise ValueError("deformable mode %r: expected one of %s"
+                         % (deformable, ", ".join(DEFORMABLE_MODES)))
+    return {"null": _null_converter(weights_out), "BatchNorm": _convert_batchnorm,
+            "SoftmaxOutput": _convert_softmax_output,
+            "GridGenerator": _convert_grid_generator,
+            "BilinearSampler": _convert_bilinear_sampler,
+            "_contrib_DeformableConvolution": _deformable_converter(deformable),
+            "Custom": _custom_converter(deformable)}
+
+
+@contextlib.contextmanager
+def _exporter(converters: Mapping[str, object], opset: int) -> Iterator[None]:
+    """MXNet's exporter with our converters in its registry at `opset` (it looks there
+    first) and without its own graph check: `export_graph` checks the graph before the
+    weights are attached (the check serializes the model: seconds with a ResNet-101's
+    weights, milliseconds without). Restored on exit."""
+    table = MXNetGraph.registry_.setdefault(opset, {})
+    saved = {op: table[op] for op in converters if op in table}
+    check_graph = onnx.checker.check_graph
+    table.update(converters)
+    onnx.checker.check_graph = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        onnx.checker.check_graph = check_graph
+        for op in converters:
+            table.pop(op, None)
+        table.update(saved)
+
+
+# -- export -----------------------------------------------------------------------------------
+
+def unsupported_ops(sym: mx.sym.Symbol, opset: int, deformable: str = "sampling"
+                    ) -> List[Tuple[str, str]]:
+    """(layer name, op) of every layer of `sym` that no converter handles."""
+    known = set(our_converters(deformable))
+    for version in range(opset, 11, -1):
+        known.update(MXNetGraph.registry_.get(version, {}))
+    missing = []
+    for node in json.loads(sym.tojson())["nodes"]:
+        op = node["op"]
+        if op == "Custom":
+            op_type = node.get("attrs", {}).get("op_type")
+            if op_type not in (CUSTOM_WARP, CUSTOM_DEFORMABLE):
+                missing.append((node["name"], "Custom(op_type=%s)" % op_type))
+        elif op not in known:
+            missing.append((node["name"], op))
+    return missing
+
+
+def _graph_inputs(sym: mx.sym.Symbol, params: Mapping) -> List[str]:
+    """Inputs the exporter makes graph inputs, in its order (the graph's JSON order)."""
+    return [n["name"] for n in json.loads(sym.tojson())["nodes"]
+            if n["op"] == "null" and n["name"] not in params]
+
+
+def export_graph(sym: mx.sym.Symbol, arg_params: Mapping, aux_params: Mapping,
+                 input_shapes: Mapping[str, Shape], path: Union[str, Path],
+                 deformable: str = "sampling", dynamic: bool = False,
+                 opset: Optional[int] = None, doc: str = "",
+                 metadata: Optional[Mapping[str, str]] = None) -> onnx.ModelProto:
+    """Write `sym` (every output of it) to the ONNX file `path` and return the model.
+
+    Parameters the graph uses become initializers; the inputs named in `input_shapes` are
+    the graph inputs (float32). dynamic: the spatial dims (2, 3) of every 4-D input and
+    output are left symbolic (`<input>_height`, `<input>_width`), batch stays as given.
+    ONNX output names are MXNet's without `_output`; the MXNet names are kept in the
+    metadata (`OUTPUTS_KEY`) so that `accel.export.onnxruntime.OrtGraph` returns the keys
+    `BoundGraph.forward` does.
+    """
+    opset = opset or OPSET[deformable]
+    if opset < OPSET[deformable]:
+        raise ValueError("deformable mode %r needs opset >= %d, got %d"
+                         % (deformable, OPSET[deformable], opset))
+    missing = unsupported_ops(sym, opset, deformable)
+    if missing:
+        raise UnsupportedOpError("cannot export to ONNX: no converter for %s" % ", ".join(
+            "layer %r (op %s)" % m for m in missing))
+    used = set(sym.list_arguments()) | set(sym.list_auxiliary_states())
+    params = {k: v for k, v in {**arg_params, **aux_params}.items()
+              if k in used and k not in input_shapes and not k.endswith("_label")}
+    # A loss layer's label (SoftmaxOutput's `softmax_label`) is not used at inference: it
+    # becomes a zero initializer, which ONNX Runtime drops, rather than a graph input.
+    arg_shapes, _, _ = sym.infer_shape_partial(**input_shapes)
+    for name, shape in zip(sym.list_arguments(), arg_shapes):
+        if name.endswith("_label") and name not in params:
+            params[name] = np.zeros(shape, np.float32)
+    inputs = _graph_inputs(sym, params)
+    absent = [n for n in inputs if n not in input_shapes]
+    if absent:
+        raise ValueError("graph arguments %s are neither parameters nor in input_shapes %s"
+                         % (absent, sorted(input_shapes)))
+    shapes = [tuple(int(d) for d in input_shapes[n]) for n in inputs]
+    dyn = None
+    if dynamic:
+        dyn = [tuple(s[:2]) + ("%s_height" % n, "%s_width" % n) if len(s) == 4 else s
+               for n, s in zip(inputs, shapes)]
+    weights: Dict[str, np.ndarray] = {}
+    with _exporter(our_converters(deformable, weights), opset):
+        graph = MXNetGraph().create_onnx_graph_proto(
+            sym, {k: _HostArray(v) for k, v in params.items()}, shapes,
+            [TensorProto.FLOAT] * len(shapes), opset_version=opset, dynamic=dynamic,
+            dynamic_input_shapes=dyn)
+    if dynamic:
+        _name_output_dims(graph)
+    # Outputs in the symbol's order (the exporter lists them node by node).
+    order = {n[:-len("_output")] if n.endswith("_output") else n: i
+             for i, n in enumerate(sym.list_outputs())}
+    outputs = sorted(graph.output, key=lambda vi: order.get(vi.name, len(order)))
+    del graph.output[:]
+    graph.output.extend(outputs)
+    model = helper.make_model(graph, producer_name="accel", doc_string=doc,
+                              opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
+    names = {}
+    for mx_name in sym.list_outputs():
+        names[mx_name[:-len("_output")] if mx_name.endswith("_output") else mx_name] = mx_name
+    meta = {OUTPUTS_KEY: json.dumps(names), "accel.deformable": deformable,
+            **(metadata or {})}
+    helper.set_model_props(model, meta)
+    # Checked (types, shapes, ops at this opset) with the weights as typed graph inputs,
+    # then the weights become initializers, not graph inputs.
+    onnx.checker.check_model(model, full_check=True)
+    _attach_weights(model.graph, inputs, weights)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    logger.info("wrote %s (inputs %s, outputs %s)", path,
+                ", ".join("%s %s" % (n, s) for n, s in zip(inputs, dyn or shapes)),
+                ", ".join(o.name for o in model.graph.output))
+    return model
+
+
+class _HostArray:
+    """A NumPy parameter as the exporter reads one (shape, dtype, asnumpy), so that it
+    is not copied into an NDArray and back."""
+
+    def __init__(self, value):
+        self.value = value.asnumpy() if isinstance(value, mx.nd.NDArray) else np.asarray(value)
+        self.shape, self.dtype = self.value.shape, self.value.dtype
+
+    def asnumpy(self) -> np.ndarray:
+        return self.value
+
+
+def _attach_weights(graph: onnx.GraphProto, inputs: Sequence[str],
+                    weights: Mapping[str, np.ndarray]) -> None:
+    """Graph inputs: only the real inputs; the weights any node reads as initializers (not
+    a loss layer's unused label)."""
+    keep = [vi for vi in graph.input if vi.name in inputs]
+    del graph.input[:]
+    graph.input.extend(keep)
+    read = {name for node in graph.node for name in node.input}
+    for name, array in weights.items():
+        if name in read:
+            tensor = graph.initializer.add()
+            tensor.name = name
+            tensor.data_type = onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[array.dtype]
+            tensor.dims.extend(array.shape)
+            tensor.raw_data = array.tobytes()
+
+
+def _name_output_dims(graph: onnx.GraphProto) -> None:
+    """Symbolic names for the dynamic output dims (the exporter leaves them blank)."""
+    for vi in graph.output:
+        for i, dim in enumerate(vi.type.tensor_type.shape.dim):
+            if not dim.dim_param and not dim.HasField("dim_value"):
+                dim.dim_param = "%s_dim%d" % (vi.name, i)
+
+
+# -- the Accel, DFF and DeepLab graphs --------------------------------------------------------
+
+# What each graph's inputs are, stored in the files' metadata and shown by the export script.
+INPUT_DOCS = {
+    "data": "the frame to segment (N, 3, H, W) float32: RGB minus the means "
+            "R 123.15, G 115.90, B 103.06, no scaling",
+    "data_key": "the previous frame (keyframe or not), preprocessed the same way",
+    "feat_key": "the propagated state: the keyframe's state output, or the previous "
+                "non-key frame's `warping_feat`",
+}
+GRAPH_FILES = {"key": "key_test", "cur": "cur_test"}
+
+
+def network_outputs(network, graph: str) -> List[str]:
+    """MXNet output names a segmenter reads from an Accel graph ('key' or 'cur'): the
+    state and the scores of `key_test`, the new state `warping_feat` and the fused scores
+    of `cur_test` (both graphs also pass inputs through, which an export leaves out)."""
+    if graph == "key":
+        return network.key_test().list_outputs()[2:]
+    if graph == "cur":
+        return network.cur_test().list_outputs()[1:]
+    raise ValueError("graph %r: expected 'key' or 'cur'" % (graph,))
+
+
+def graph_file(network, graph: str) -> str:
+    """File name of an exported Accel graph: `accel_18.key_test.onnx`, `dff.cur_test.onnx`."""
+    stem = "dff" if network.name == "dff" else "accel_%s" % network.name
+    return "%s.%s.onnx" % (stem, GRAPH_FILES[graph])
+
+
+def _pick(sym: mx.sym.Symbol, names: Sequence[str]) -> mx.sym.Symbol:
+    internals = sym.get_internals()
+    available = set(internals.list_outputs())
+    absent = [n for n in names if n not in available]
+    if absent:
+        raise ValueError("the graph has no outputs %s" % absent)
+    return mx.sym.Group([internals[n] for n in names])
+
+
+def export_network(network, arg_params: Mapping, aux_params: Mapping, frame_shape: Shape,
+                   folder: Union[str, Path], graphs: Sequence[str] = ("key", "cur"),
+                   extra_outputs: Sequence[str] = (), deformable: str = "sampling",
+                   dynamic: bool = False, source: str = "") -> Dict[str, Path]:
+    """Export the keyframe ('key') and non-key ('cur') graphs of an Accel network (any
+    builder with key_test/cur_test: the official AccelNetwork or the fast CPU one) for
+    frames of `frame_shape` (1, 3, H, W) into `folder`; returns {graph: path}.
+
+    Key graph: input `data`; outputs the state and scores (`res5c_relu`, `croped_score`).
+    Non-key graph: inputs `data`, `data_key`, `feat_key` (INPUT_DOCS); outputs
+    `warping_feat` (the next state) and the scores (`correction`, or `croped_score` for
+    101 and dff). extra_outputs: more internal outputs by MXNet name (e.g. the branch
+    scores `croped_score_output`), where a graph has them.
+    """
+    params = dict(arg_params)
+    if getattr(network, "fast", False):  # derived kernels (fast path), computed on NDArrays
+        params.update(network.derived_params(
+            {k: v if isinstance(v, mx.nd.NDArray) else mx.nd.array(v)
+             for k, v in params.items()}))
+    state = network_outputs(network, "key")[0]
+    state_shape = tuple(network.key_test().get_internals()[state].infer_shape(
+        data=tuple(frame_shape))[1][0])
+    shapes = {"key": {"data": tuple(frame_shape)},
+              "cur": {"data": tuple(frame_shape), "data_key": tuple(frame_shape),
+                      "feat_key": state_shape}}
+    paths = {}
+    for graph in graphs:
+        sym = network.key_test() if graph == "key" else network.cur_test()
+        available = set(sym.get_internals().list_outputs())
+        names = network_outputs(network, graph)
+        names += [n for n in extra_outputs if n in available and n not in names]
+        inputs = shapes[graph]
+        meta = {"accel.graph": graph_file(network, graph)[:-len(".onnx")],
+                "accel.version": network.name, "accel.state": state,
+                "accel.fast": str(bool(getattr(network, "fast", False))),
+                "accel.inputs": json.dumps({k: INPUT_DOCS[k] for k in inputs}),
+                "accel.source": source}
+        paths[graph] = Path(folder) / graph_file(network, graph)
+        export_graph(_pick(sym, names), params, aux_params, inputs, paths[graph],
+                     deformable=deformable, dynamic=dynamic, metadata=meta,
+                     doc="%s of Accel version %s; inputs: %s" % (
+                         GRAPH_FILES[graph], network.name,
+                         "; ".join("%s = %s" % (k, INPUT_DOCS[k]) for k in inputs)))
+    return paths
+
+
+DEEPLAB_FILE = "deeplab_resnet_v1_101.test.onnx"
+
+
+def export_deeplab(arg_params: Mapping, aux_params: Mapping, frame_shape: Shape,
+                   folder: Union[str, Path], num_classes: int = 19, dynamic: bool = False,
+                   source: str = "") -> Path:
+    """Export the frame-by-frame DeepLab-101 (`deeplab_resnet_v1_101.test`): input `data`,
+    outputs `croped_score` and `softmax` (per-pixel class probabilities)."""
+    from deeplab.symbol import deeplab_resnet_v1_101
+
+    sym = _pick(deeplab_resnet_v1_101(num_classes),
+                ["croped_score_output", "softmax_output"])
+    path = Path(folder) / DEEPLAB_FILE
+    export_graph(sym, arg_params, aux_params, {"data": tuple(frame_shape)}, path,
+                 dynamic=dynamic, doc="DeepLab-101 frame by frame; data = " + INPUT_DOCS["data"],
+                 metadata={"accel.graph": "deeplab_resnet_v1_101.test", "accel.source": source,
+                           "accel.inputs": json.dumps({"data": INPUT_DOCS["data"]})})
+    return path
