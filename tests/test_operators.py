@@ -364,6 +364,64 @@ def cupy_or_skip():
     return cupy
 
 
+# A network-level use: the correlation stage of a FlowNetC-style network (shared tower,
+# correlation, conv_redir) on a textured image and the same image moved by a known shift.
+_TINY_TOWER = (("conv1", 16, 7, 2), ("conv2", 24, 5, 2), ("conv3", 24, 5, 2))
+
+
+def _flownet_c_corr(op, image1, image2, params=None):
+    from accel.symbols.flownet_c import flownet_c_stage
+    sym = flownet_c_stage(mx.sym.var("image1"), mx.sym.var("image2"), max_displacement=4,
+                          stride2=2, redir=8, tower=_TINY_TOWER, op=op)
+    shapes = dict(image1=image1.shape, image2=image2.shape)
+    arg_shapes, out_shapes, _ = sym.infer_shape(**shapes)
+    if params is None:
+        rng = np.random.default_rng(5)
+        params = {n: rng.standard_normal(s).astype(np.float32) * 0.2
+                  for n, s in zip(sym.list_arguments(), arg_shapes) if n not in shapes}
+    corr = mx.sym.Group([sym.get_internals()["corr_relu_output"], sym])
+    args = {"image1": mx.nd.array(image1), "image2": mx.nd.array(image2),
+            **{n: mx.nd.array(v) for n, v in params.items()}}
+    grads = {n: mx.nd.zeros(v.shape) for n, v in params.items()}
+    exe = corr.bind(mx.cpu(), args, args_grad=grads, grad_req={n: "write" if n in params
+                                                              else "null" for n in args})
+    volume, stage = (o.asnumpy() for o in exe.forward(is_train=True))
+    exe.backward([mx.nd.ones(volume.shape), mx.nd.ones(stage.shape)])
+    return volume, stage, params, {n: g.asnumpy() for n, g in grads.items()}
+
+
+def test_flownet_c_correlation_stage_finds_a_known_shift():
+    from accel.symbols.flownet_c import displacement_channel
+    rng = np.random.default_rng(4)
+    canvas = cv2.GaussianBlur(rng.standard_normal((112, 160, 3)).astype(np.float32), (0, 0), 1.5)
+    canvas = canvas.transpose(2, 0, 1)[None]
+    # Two crops of one scene: image2[y, x] = image1[y + 16, x - 32], so image 2's features
+    # are image 1's moved by (-2, +4) feature pixels (stride 8).
+    image1 = np.ascontiguousarray(canvas[:, :, 0:96, 32:160])
+    image2 = np.ascontiguousarray(canvas[:, :, 16:112, 0:128])
+    volume, stage, params, grads = _flownet_c_corr("accel", image1, image2)
+    assert volume.shape == (1, 25, 12, 16) and stage.shape == (1, 8 + 25, 12, 16)
+    # Channels run over dy in (-4, -2, 0, 2, 4), then dx: (-2, +4) is row 1, column 4 = 9.
+    shift = displacement_channel(-2, 4, max_displacement=4, stride2=2)
+    assert shift == 9 and displacement_channel(0, 0, 4, 2) == 12
+    # Known answer where both towers see whole receptive fields: at the true displacement
+    # the correlation of the pair is image 1's correlation with itself at zero displacement.
+    same, _, _, _ = _flownet_c_corr("accel", image1, image1, params)
+    inner = (slice(5, 9), slice(3, 9))
+    np.testing.assert_allclose(volume[0, shift][inner], same[0, 12][inner], rtol=1e-4)
+    assert not np.allclose(volume[0, 12][inner], same[0, 12][inner], rtol=1e-2)
+    # Same network on MXNet's built-in Correlation: same volume, same tower gradients.
+    b_volume, b_stage, _, b_grads = _flownet_c_corr("builtin", image1, image2, params)
+    np.testing.assert_allclose(volume, b_volume, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stage, b_stage, rtol=1e-4, atol=1e-5)
+    for name in ("conv1_weight", "conv3_bias", "conv_redir_weight"):
+        assert np.abs(grads[name]).max() > 0, name
+        np.testing.assert_allclose(grads[name], b_grads[name], rtol=1e-3,
+                                   atol=1e-4 * np.abs(b_grads[name]).max(), err_msg=name)
+    with pytest.raises(ValueError, match="not on the 2-pixel grid"):
+        displacement_channel(1, 0, max_displacement=4, stride2=2)
+
+
 def test_gpu_context_without_cupy_is_an_error():
     try:
         import cupy  # noqa: F401
