@@ -46,3 +46,44 @@ def test_pairs_from_the_sample_clip():
     assert endpoint_error(s["flow_label"], s["flow_label"]) == 0.0
     with pytest.raises(ValueError, match="multiples of 16"):
         FlowPairs(video, crop_size=(350, 480))
+
+
+# --- synthetic small hops (CamVid protocol v2) ---------------------------------------------
+
+def _sample_video(key_interval=2, **kw):
+    return CamVidVideo(str(SAMPLE), "val", key_interval=key_interval,
+                       pixel_means=(103.06, 115.9, 123.15), scales=(360, 480), **kw)
+
+
+def test_synthetic_pairs_have_a_fraction_of_the_real_motion_as_exact_target():
+    real = FlowPairs(_sample_video(), crop_size=(352, 480), seed=0)
+    synth = FlowPairs(_sample_video(), crop_size=(352, 480), seed=0, hop=2 / 30)
+    a, b = real[4], synth[4]
+    assert np.array_equal(a["data_key"], b["data_key"])        # same crop and flip
+    assert not np.array_equal(a["data"], b["data"])
+    big = np.abs(a["flow_label"]) > 0.05
+    ratio = b["flow_label"][big] / a["flow_label"][big]
+    assert np.allclose(ratio, ratio[0], rtol=1e-4) and 1 / 30 <= ratio[0] <= 3 / 30
+    # the target moves the earlier frame onto the synthetic current one
+    from accel.dataset.flow_pairs import shift_along_flow
+    assert np.array_equal(shift_along_flow(np.zeros((4, 5, 3), np.uint8),
+                                           np.zeros((4, 5, 2), np.float32)), np.zeros((4, 5, 3)))
+    with pytest.raises(ValueError, match="fraction"):
+        FlowPairs(_sample_video(), crop_size=(352, 480), hop=1.5)
+
+
+def test_synthetic_hops_move_the_labelled_frame_back_in_time():
+    from accel.dataset.flow_pairs import SyntheticHops
+    video = _sample_video(stride=32)   # 360 rows padded to 384: padding stays untouched
+    hops = SyntheticHops(video, key_interval=5, hop=2 / 30)
+    assert len(hops) == len(video)
+    s, base = hops[3], video[3]
+    assert np.array_equal(s["data"], base["data"]) and np.array_equal(s["label"], base["label"])
+    assert s["data_ref"].shape == (4,) + base["data"].shape[1:] and s["eq_flag"][0] == 0
+    assert np.all(s["data_ref"][:, :, 360:] == 0)
+    # oldest (keyframe) first: the farther back, the more it differs from the labelled frame
+    diffs = [np.abs(r - s["data"][0])[:, :360].mean() for r in s["data_ref"]]
+    assert diffs[0] > diffs[1] > diffs[2] > diffs[3] > 0, diffs
+    assert np.array_equal(hops[3]["data_ref"], s["data_ref"])    # seeded
+    with pytest.raises(ValueError, match="key_interval 2"):
+        SyntheticHops(_sample_video(key_interval=3), 5, 2 / 30)
