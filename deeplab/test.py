@@ -11,7 +11,7 @@ from accel.core.tester import evaluate_snippets
 from accel.core.trainer import checkpoint_prefix, contexts
 from accel.dataset import dataset_from_config
 from accel.utils import paths
-from accel.utils.checkpoint import check_params, load_checkpoint, params_path
+from accel.utils.checkpoint import check_names, check_params, load_checkpoint, params_path
 from accel.utils.io import write_json as write_results
 from deeplab.symbol import deeplab_symbol
 
@@ -61,6 +61,9 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False
     epoch = cfg.TEST.test_epoch if epoch is None else epoch
     prefix = checkpoint_prefix(cfg, cfg_path)
     arg_params, aux_params = load_checkpoint(prefix, epoch)
+    # The run's own checkpoint: every name must be the network's (issue #13.6).
+    check_names(deeplab_symbol(cfg.symbol, cfg.dataset.NUM_CLASSES, is_train=True),
+                arg_params, aux_params, ("data", "label"), params_path(prefix, epoch))
     segmenter = FrameSegmenter(cfg.dataset.NUM_CLASSES, arg_params, aux_params,
                                contexts(cfg, cpu)[0], params_path(prefix, epoch), cfg.symbol)
     dataset = dataset_from_config(cfg, train=False, key_interval=1)

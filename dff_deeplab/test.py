@@ -7,7 +7,7 @@ from accel.core.tester import evaluate_snippets
 from accel.core.trainer import checkpoint_prefix, contexts
 from accel.dataset import dataset_from_config
 from accel.utils import paths
-from accel.utils.checkpoint import load_checkpoint, params_path
+from accel.utils.checkpoint import check_names, load_checkpoint, params_path
 from accel.utils.io import write_json as write_results
 from dff_deeplab.symbol import network_from_config
 
@@ -28,7 +28,11 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional
     interval = interval or cfg.TEST.KEY_INTERVAL
     prefix = checkpoint_prefix(cfg, cfg_path)
     arg_params, aux_params = load_checkpoint(prefix, epoch)
-    segmenter = VideoSegmenter(network_from_config(cfg), arg_params, aux_params, interval,
+    network = network_from_config(cfg)
+    # The run's own checkpoint: every name must be the network's (issue #13.6).
+    check_names(network.train(cfg.TRAIN.KEY_INTERVAL), arg_params, aux_params,
+                ("data", "data_ref", "eq_flag", "label"), params_path(prefix, epoch))
+    segmenter = VideoSegmenter(network, arg_params, aux_params, interval,
                                ctx=contexts(cfg, cpu)[0], source=params_path(prefix, epoch))
     dataset = dataset_from_config(cfg, train=False, key_interval=interval)
     snippets = dataset.test_snippets(interval, avg=avg)

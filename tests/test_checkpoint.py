@@ -290,3 +290,22 @@ def test_unexpected_parameters_allowed_are_named_in_a_warning(caplog):
     assert found.unexpected == ["arg:rfcn_cls_weight"]
     assert "x.params: 1 parameter(s) that this network does not use" in caplog.text
     assert "arg:rfcn_cls_weight (2, 2)" in caplog.text
+
+
+def test_check_names_names_every_missing_and_unexpected_parameter(caplog):
+    from accel.utils.checkpoint import check_names
+
+    net = small_net()
+    args, aux = random_params(net)
+    assert check_names(net, args, aux, ("data",), "run-0001.params") == []
+    extra = {**args, "rfcn_a": mx.nd.ones(1), "rfcn_b": mx.nd.ones(1)}
+    with pytest.raises(CheckpointError, match=r"run-0001.params does not fit this network: "
+                                              r"2 unexpected: arg:rfcn_a, arg:rfcn_b"):
+        check_names(net, extra, aux, ("data",), "run-0001.params")
+    with caplog.at_level("WARNING"):
+        assert check_names(net, extra, aux, ("data",), "x", allow_extra=True) == \
+            ["arg:rfcn_a", "arg:rfcn_b"]
+    assert "x: 2 parameter(s) that this network does not use (ignored): arg:rfcn_a" in caplog.text
+    del args["fc_bias"]
+    with pytest.raises(CheckpointError, match="1 missing: arg:fc_bias"):
+        check_names(net, args, aux, ("data",), allow_extra=True)

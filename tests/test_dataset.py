@@ -12,7 +12,8 @@ from cityscapesscripts.helpers.labels import id2label
 from accel.dataset import CamVidVideo, CityscapesVideo, PrefetchLoader, SegNetVideo, \
     VideoFrames, config_scales, config_split, dataset_from_config
 from accel.dataset.camvid import parse_frame_name
-from accel.utils.image import read_label
+from accel.core.tester import prepare_frame
+from accel.utils.image import read_image, read_label
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data" / "camvid"
@@ -23,6 +24,11 @@ H, W = 48, 64
 
 
 # --------------------------------------------------------------------------- fixtures
+def _frame_tensor(ds, path: str) -> np.ndarray:
+    """A frame as the test runners feed it (accel.core.tester.prepare_frame)."""
+    return prepare_frame(read_image(path), ds.pixel_means, ds.scales, ds.stride).data
+
+
 def _frame_image(frame: int) -> np.ndarray:
     """Frame `frame`: blue = frame number, green = x, red = y (so crops and flips are visible)."""
     img = np.zeros((H, W, 3), np.uint8)
@@ -148,8 +154,8 @@ def test_cityscapes_test_snippets(cs_root):
     avg = ds.test_snippets(5, avg=True)
     assert sorted(len(s.frames) for s in avg[:5]) == [1, 2, 3, 4, 5]
     assert all(Path(s.frames[s.label_index]).name.startswith("aachen_000000_000019") for s in avg[:5])
-    t, scale = ds.load_frame(worst[0].frames[0])
-    assert t.shape == (1, 3, H, W) and scale == 1.0
+    t = _frame_tensor(ds, worst[0].frames[0])
+    assert t.shape == (1, 3, H, W)
 
 
 def test_cityscapes_prefers_train_ids_and_ignores_other_files(cs_root, caplog):
@@ -231,7 +237,7 @@ def test_camvid_sample_clip_references_and_void(caplog):
     assert s["name"] == "0016E5_07963"
     assert s["data"].shape == (1, 3, 360, 480) and s["data_ref"].shape == (2, 3, 360, 480)
     for t, name in zip(s["data_ref"], ["0016E5_07959", "0016E5_07961"]):
-        expect, _ = ds.load_frame(str(SAMPLE / "val" / f"{name}.png"))
+        expect = _frame_tensor(ds, str(SAMPLE / "val" / f"{name}.png"))
         np.testing.assert_array_equal(t, expect[0])
     raw = read_label(str(SAMPLE / "valannot" / "0016E5_07963.png"))
     lab = s["label"][0, 0]
@@ -264,6 +270,46 @@ def test_camvid_gaps_split_segments(tmp_path):
     ds = CamVidVideo(str(_camvid_copy(tmp_path, names)), "val", key_interval=2)
     assert [it.name for it in ds.items] == ["0016E5_07961", "0016E5_07963", "0016E5_07981"]
     assert [Path(p).name for p in ds.items[2].segment] == names[3:]
+
+
+def test_camvid_missing_frame_is_named_not_a_silent_split(tmp_path, caplog):
+    # Issue #13.3: a missing frame split the segment silently (mIoU 36.18% -> 31.89%).
+    names = [f"0016E5_{f:05d}.png" for f in range(7959, 7982, 2)]
+    root = _camvid_copy(tmp_path, [n for n in names if n != "0016E5_07969.png"])
+    with caplog.at_level(logging.WARNING):
+        ds = CamVidVideo(str(root), "val", key_interval=2)
+    assert "0016E5_07969.png missing from sequence 0016E5" in caplog.text
+    assert "0016E5_07967.png is followed by 0016E5_07971.png" in caplog.text
+    assert len(ds.items) == 9  # the segment is split at the gap
+    with pytest.raises(FileNotFoundError, match=r"0016E5_07969.png missing.*--skip-missing"):
+        CamVidVideo(str(root), "val", key_interval=2, strict_gaps=True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        CamVidVideo(str(root), "val", key_interval=2, strict_gaps=True, skip_missing=True)
+    assert "0016E5_07969.png missing" in caplog.text
+    # A label file whose image is gone is named too.
+    shutil.copy(SAMPLE / "valannot" / "0016E5_07969.png", root / "valannot")
+    with pytest.raises(FileNotFoundError, match="without their image.*0016E5_07969.png"):
+        CamVidVideo(str(root), "val", key_interval=2, strict_gaps=True)
+
+
+def test_training_data_with_a_missing_frame_is_an_error_unless_skip_missing(tmp_path):
+    # Issue #13.3: a missing training frame halved the samples silently.
+    from accel.config import get_defaults
+
+    for sub in ("train", "trainannot"):
+        shutil.copytree(SAMPLE / sub, tmp_path / sub)
+        (tmp_path / sub / "0016E5_07989.png").unlink()
+    cfg = get_defaults()
+    cfg.dataset.update(dataset="camvid", dataset_path=str(tmp_path), NUM_CLASSES=11,
+                       image_set="train", test_image_set="train")
+    cfg.SCALES = [[360, 480]]
+    cfg.TRAIN.update(KEY_INTERVAL=3, CROP_HEIGHT=320, CROP_WIDTH=320)
+    with pytest.raises(FileNotFoundError, match="0016E5_07989.png missing"):
+        dataset_from_config(cfg)
+    assert len(dataset_from_config(cfg, train=False).all_items) == 7  # a warning when testing
+    cfg.dataset.skip_missing = True
+    assert len(dataset_from_config(cfg)) == 3
 
 
 def test_camvid_bad_inputs(tmp_path):
@@ -345,6 +391,32 @@ def test_video_folder_and_file(tmp_path):
         VideoFrames(str(tmp_path / "empty"))
 
 
+def test_a_truncated_video_is_not_a_normal_end(tmp_path, caplog):
+    # Issue #13.4: 99 of 200 frames written, exit 0.
+    from accel.dataset.video import TruncatedVideoError
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (W, H))
+    for f in range(40):
+        writer.write(_frame_image(f * 5))
+    writer.release()
+    assert len(list(VideoFrames(str(path)))) == 40
+    assert len(list(VideoFrames(str(path), max_frames=10))) == 10
+    data = path.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[:len(data) // 2])
+    video = VideoFrames(str(cut))
+    got = []
+    with pytest.raises(TruncatedVideoError, match=r"cut.avi: the container announces 40 frames "
+                                                  r"but only \d+ decode.*--allow-partial"):
+        for frame in video:
+            got.append(frame)
+    assert 0 < len(got) < 40 and video.decoded == len(got)
+    with caplog.at_level(logging.WARNING):
+        assert len(list(VideoFrames(str(cut), allow_partial=True))) == len(got)
+    assert f"announces 40 frames but only {len(got)} decode" in caplog.text
+
+
 # ---------------------------------------------------------------------------- loader
 def _names(batches):
     return [(s["name"], float(s["data"].sum())) for b in batches for s in b]
@@ -399,7 +471,7 @@ def test_dataset_from_config():
     assert train[0]["data"].shape == (1, 3, 320, 320) and train.flip
     test = dataset_from_config(cfg, train=False)
     assert test.split == "val" and test.crop_size is None and not test.flip
-    assert test.load_frame(test.items[0].image)[0].shape == (1, 3, 368, 480)
+    assert _frame_tensor(test, test.items[0].image).shape == (1, 3, 368, 480)
     cfg.dataset.NUM_CLASSES = 19
     with pytest.raises(ValueError, match="NUM_CLASSES = 19"):
         dataset_from_config(cfg)

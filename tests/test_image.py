@@ -62,16 +62,22 @@ def test_pad_to_stride():
 
 
 def test_preprocess_real_frame_and_label():
+    """The steps as the runners compose them: accel.core.tester.prepare_frame for frames,
+    the data sets' resize / tensor / pad for labels."""
+    from accel.core.tester import prepare_frame
+    from accel.utils.segmath import IGNORE_LABEL
+
     img = im.read_image(str(SAMPLE_FRAME))
-    t, scale = im.preprocess_image(img, MEANS_BGR, [720, 1000], 32)
-    assert scale == pytest.approx(2.0)
+    assert im.scaled_size(*img.shape[:2], [720, 1000])[2] == pytest.approx(2.0)
+    t = prepare_frame(img, MEANS_BGR, [720, 1000], 32).data
     assert t.shape == (1, 3, 736, 960)  # 720 padded to a multiple of 32
     assert (t[..., 720:, :] == 0).all()
     big = cv2.resize(img, (960, 720), interpolation=cv2.INTER_LINEAR)
     np.testing.assert_allclose(t[0, 0, :720], big[..., 2].astype(np.float32) - 123.15, atol=1e-4)
 
     label = im.read_label(str(SAMPLE_LABEL))
-    lt = im.preprocess_label(label, [720, 1000], 32)
+    h, w, _ = im.scaled_size(*label.shape, [720, 1000])
+    lt = im.pad_to_stride(im.label_to_tensor(im.resize_label(label, (h, w))), 32, IGNORE_LABEL)
     assert lt.shape == (1, 1, 736, 960) and lt.dtype == np.float32
     assert (lt[..., 720:, :] == 255).all()
     # nearest neighbour: no new label values appear, and 2x upsampling repeats pixels

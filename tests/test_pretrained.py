@@ -100,3 +100,22 @@ def test_batchnorm_calibration_normalises_each_layer_in_turn():
     exe = x.bind(mx.cpu(), {**args, "data": mx.nd.array(batch["data"])}, aux_states=aux)
     out = exe.forward()[0].asnumpy()
     assert abs(out.mean()) < 1e-3 and abs(out.var() - 1) < 1e-2
+
+
+def test_unused_arrays_of_a_pretrained_file_are_named(accel18, tmp_path, caplog):
+    # Issue #13.6: extra names are expected in pretrained files (the DFF model's R-FCN
+    # heads), so a warning, but one that names every array left unused.
+    from accel.core.pretrained import _flow_param_names
+
+    arg_shapes, _, _ = accel18.infer_shape(**SHAPES)
+    shapes = dict(zip(accel18.list_arguments(), arg_shapes))
+    flow = {n: mx.nd.zeros(shapes[n]) for n in _flow_param_names()}
+    flow.update(rfcn_cls_weight=mx.nd.zeros((2, 2)), rpn_bbox_bias=mx.nd.zeros(4))
+    prefix = str(tmp_path / "dff")
+    save_checkpoint(prefix, 0, flow, {})
+    cfg = _cfg(f"network.pretrained={prefix}", "network.INIT_FROM_SCRATCH=[base, ec]")
+    with caplog.at_level("WARNING"):
+        load_pretrained(cfg, accel18, SHAPES, accel_chain(get_version("18")))
+    assert "dff-0000.params (network.pretrained): 2 array(s) this network does not use" \
+        in caplog.text
+    assert "arg:rfcn_cls_weight, arg:rpn_bbox_bias" in caplog.text

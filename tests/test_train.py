@@ -292,3 +292,17 @@ def test_a_failed_save_names_the_file_and_the_intact_checkpoint(tmp_path, monkey
     message = str(err.value)
     assert "epoch 2 not saved" in message and prefix + "-0002.states" in message
     assert "disk full" in message and f"{prefix}-0001.params is intact" in message
+
+
+def test_testing_a_checkpoint_with_unexpected_parameters_is_an_error(uninterrupted, tmp_path):
+    # Issue #13.6: an unexpected parameter in a checkpoint was accepted silently.
+    from accel.utils.checkpoint import CheckpointError, save_checkpoint
+    from dff_deeplab.test import test_net
+
+    cfg, result = uninterrupted
+    args, aux = load_checkpoint(result.prefix, 3)
+    other = _cfg(ACCEL_SAMPLE, tmp_path, *RUN)
+    save_checkpoint(checkpoint_prefix(other, str(ACCEL_SAMPLE)), 3,
+                    {**args, "rfcn_cls_weight": args["corr_weight"]}, aux)
+    with pytest.raises(CheckpointError, match="1 unexpected: arg:rfcn_cls_weight"):
+        test_net(other, str(ACCEL_SAMPLE), epoch=3, cpu=True)

@@ -96,7 +96,8 @@ def train_test(argv: Optional[Sequence[str]], kind: str, test: bool = True) -> i
     then (unless --no-test, or `test` is False) test its last epoch. Returns 0."""
     if kind not in RUNNERS:
         raise ValueError(f"unknown runner {kind!r}; expected one of {sorted(RUNNERS)}")
-    args = build_parser(kind, test).parse_args(argv)
+    # Flags may come after KEY=VALUE overrides too.
+    args = build_parser(kind, test).parse_intermixed_args(argv)
     cfg = load_run_config(args.cfg, args.overrides, args.skip_missing, args.legacy_states)
     from accel.config import dump_config
     from accel.core.trainer import checkpoint_prefix, prepare_run_folder

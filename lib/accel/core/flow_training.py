@@ -47,7 +47,7 @@ class EPEMeter:
 def flow_pairs_from_config(cfg, train: bool) -> FlowPairs:
     """Frame pairs (gaps 1..KEY_INTERVAL-1) of the configured data set's train/test split;
     training pairs are synthetic small hops when TRAIN.SYNTHETIC_HOP > 0, test pairs real."""
-    video = dataset_from_config(cfg, train=False, key_interval=1,
+    video = dataset_from_config(cfg, train=False, key_interval=1, strict_gaps=train,
                                 image_set=cfg.dataset.image_set if train
                                 else cfg.dataset.test_image_set)
     return FlowPairs(video, (cfg.TRAIN.CROP_HEIGHT, cfg.TRAIN.CROP_WIDTH),
@@ -70,6 +70,10 @@ def train_flownet(cfg, cfg_path: str, cpu: bool = False, resume: bool = False,
             names = set(symbol.list_arguments())
             args = {k: v for k, v in file_args.items() if k in names}
             logger.info("FlowNet starts from %s (%d arrays)", path, len(args))
+            unused = sorted(set(file_args) - names)
+            if unused:  # expected: a DFF or Accel file holds much more than FlowNet
+                logger.warning("%s: %d array(s) that FlowNet does not use (ignored): %s", path,
+                               len(unused), ", ".join(unused))
         return initialize_missing(symbol, dict(shapes), args, aux, cfg.TRAIN.seed)
 
     return fit(cfg, symbol, flow_pairs_from_config(cfg, train=True),

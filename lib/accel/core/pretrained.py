@@ -228,15 +228,23 @@ def load_pretrained(cfg, sym: mx.sym.Symbol, input_shapes: Mapping[str, Tuple[in
         path = _part_file(cfg, part)
         arg_prefix = cfg.TRAIN.arg_prefix if part.name == "ec" else ""
         file_args, file_aux = load_param_file(path, arg_prefix)
-        used = 0
-        for have, want, loaded in ((args, want_arg, file_args), (aux, want_aux, file_aux)):
+        used, unused = 0, []
+        for kind, have, want, loaded in (("arg", args, want_arg, file_args),
+                                         ("aux", aux, want_aux, file_aux)):
             for name, value in loaded.items():
                 if name in want:
                     have[name] = value
                     source[name] = path
                     used += 1
+                else:
+                    unused.append(f"{kind}:{name}")
         logger.info("loaded %d of the %d arrays of %s (%s)", used,
                     len(file_args) + len(file_aux), path, part.name)
+        if unused and used:
+            # Expected for files of bigger networks (the DFF model's R-FCN heads), so a
+            # warning, but every name is given so that a wrong file can be recognised.
+            logger.warning("%s (network.%s): %d array(s) this network does not use (ignored): "
+                           "%s", path, part.key, len(unused), ", ".join(sorted(unused)))
         if not used:
             raise PretrainedError(f"{path} (network.{part.key}) has none of this network's "
                                   f"parameter names; is it {part.what}?"

@@ -32,11 +32,12 @@ from accel.config import parse_gpus, parse_lr_steps
 from accel.core.pretrained import frozen_names
 from accel.dataset.loader import PrefetchLoader
 from accel.utils import paths
-from accel.utils.checkpoint import (CheckpointError, atomic_path, list_checkpoints,
+from accel.utils.checkpoint import (CheckpointError, atomic_path, check_names, list_checkpoints,
                                     load_checkpoint, load_optimizer_states, params_path,
                                     remove_stale_temporaries, save_checkpoint,
                                     save_optimizer_states, states_path, write_error)
 from accel.utils.logger import format_seconds
+from accel.utils.provenance import provenance_line, run_provenance
 from accel.utils.lr_scheduler import WarmupMultiFactorScheduler, epochs_to_updates
 from accel.utils.segmath import IGNORE_LABEL
 
@@ -103,11 +104,7 @@ def lr_scheduler(cfg, batches_per_epoch: int) -> WarmupMultiFactorScheduler:
 
 
 def _provenance() -> Dict[str, Any]:
-    """What this process runs on (accel.utils.provenance), {} where it is not available."""
-    try:
-        from accel.utils.provenance import provenance_line, run_provenance
-    except ImportError:  # pragma: no cover - the module arrives with another change
-        return {}
+    """What this process runs on (accel.utils.provenance), logged once per run start."""
     info = run_provenance()
     logger.info("provenance: %s", provenance_line(info))
     return info
@@ -253,22 +250,6 @@ def _restore_states(updater, prefix: str, epoch: int, trainable: Sequence[str], 
     updater.states_synced = dict.fromkeys(states, False)
 
 
-def _check_names(arg_params, aux_params, symbol: mx.sym.Symbol, param_names: Sequence[str],
-                 source: str) -> None:
-    """Every parameter present, no unexpected one: a resumed checkpoint is this network's."""
-    missing = [n for n in param_names if n not in arg_params]
-    aux_names = set(symbol.list_auxiliary_states())
-    missing += [n for n in aux_names if n not in aux_params]
-    unexpected = sorted(set(arg_params) - set(param_names)) + \
-        sorted(set(aux_params) - aux_names)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{source} is not a checkpoint of this network: "
-            + "; ".join(p for p in (f"{len(missing)} missing: {', '.join(missing)}" if missing
-                                    else "", f"{len(unexpected)} unexpected: "
-                                    f"{', '.join(unexpected)}" if unexpected else "") if p))
-
-
 def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParams,
         ctxs: Sequence[mx.Context], resume: bool = False, overwrite: bool = False,
         meter=None, on_start: Optional[Callable[[], None]] = None) -> TrainResult:
@@ -345,8 +326,8 @@ def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParam
         # Like the original, a non-zero begin_epoch without resume starts from that epoch's
         # parameters (fresh momentum).
         arg_params, aux_params = load_checkpoint(prefix, begin_epoch)
-        _check_names(arg_params, aux_params, symbol, param_names,
-                     params_path(prefix, begin_epoch))
+        check_names(symbol, arg_params, aux_params, input_names,
+                    params_path(prefix, begin_epoch))
         if not resumed:
             loader.load_state_dict({**loader.state_dict(), "epoch": begin_epoch, "index": 0})
         logger.info("starting from %s (epoch %d)%s", params_path(prefix, begin_epoch),

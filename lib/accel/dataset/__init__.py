@@ -10,7 +10,7 @@ from accel.dataset.base import LabelledFrame, LabelledVideoDataset, Snippet
 from accel.dataset.camvid import CamVidVideo, SegNetVideo
 from accel.dataset.cityscapes import CityscapesVideo
 from accel.dataset.loader import PrefetchLoader, ResumableSampler
-from accel.dataset.video import VideoFrames
+from accel.dataset.video import TruncatedVideoError, VideoFrames
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +26,12 @@ DATASETS = {
 
 
 def dataset_from_config(cfg: Any, train: bool = True, image_set: Optional[str] = None,
-                        key_interval: Optional[int] = None, **overrides) -> LabelledVideoDataset:
+                        key_interval: Optional[int] = None, strict_gaps: Optional[bool] = None,
+                        **overrides) -> LabelledVideoDataset:
     """Build the configured data set for training (crop/flip from cfg.TRAIN) or testing.
+
+    Missing frames in a SegNet-layout sequence are an error for training data
+    (`strict_gaps`, default `train`) unless cfg.dataset.skip_missing, else a warning.
 
     Reads cfg.dataset.{dataset, dataset_path, image_set, test_image_set, NUM_CLASSES,
     skip_missing},
@@ -51,6 +55,8 @@ def dataset_from_config(cfg: Any, train: bool = True, image_set: Optional[str] =
                       flip=bool(cfg.TRAIN.FLIP))
     if cls is SegNetVideo:
         kwargs["num_classes"] = cfg.dataset.NUM_CLASSES
+    if issubclass(cls, SegNetVideo):
+        kwargs["strict_gaps"] = train if strict_gaps is None else bool(strict_gaps)
     kwargs.update(overrides)
     ds = cls(**kwargs)
     if ds.num_classes != cfg.dataset.NUM_CLASSES:
@@ -79,5 +85,6 @@ def config_scales(scales: Any) -> List[int]:
 
 
 __all__ = ["CamVidVideo", "CityscapesVideo", "DATASETS", "LabelledFrame", "LabelledVideoDataset",
-           "PrefetchLoader", "ResumableSampler", "SegNetVideo", "Snippet", "VideoFrames",
+           "PrefetchLoader", "ResumableSampler", "SegNetVideo", "Snippet", "TruncatedVideoError",
+           "VideoFrames",
            "config_scales", "config_split", "dataset_from_config"]

@@ -20,11 +20,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from accel.utils import image as imutil
-from accel.utils.segmath import lut_apply, values_outside
+from accel.utils.segmath import IGNORE_LABEL, lut_apply, values_outside
 
 logger = logging.getLogger(__name__)
-
-IGNORE_LABEL = imutil.IGNORE_LABEL
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,8 @@ class LabelledVideoDataset:
         if not self.skip_missing:
             raise FileNotFoundError(
                 f"sequence frame missing for labelled frame {item.name}: {missing[0]} "
-                f"({len(missing)} missing; pass skip_missing=True to skip such samples)")
+                f"({len(missing)} missing; set dataset.skip_missing: true (--skip-missing) to "
+                f"skip such samples)")
         logger.warning("skipping %s: sequence frame missing: %s", item.name, missing[0])
         return False
 
@@ -250,10 +249,6 @@ class LabelledVideoDataset:
             logger.info("%d labelled frames are fewer than %d steps into their segment: their "
                         "snippets start at the segment's first frame", clamped, max(offsets))
         return snippets
-
-    def load_frame(self, path: str) -> Tuple[np.ndarray, float]:
-        """Read and preprocess one frame for inference: ((1,3,H,W) float32, scale)."""
-        return imutil.load_image(path, self.pixel_means, self.scales, self.stride)
 
 
 def _crop_flip(arr: np.ndarray, window: Tuple[int, int, int, int], flip: bool) -> np.ndarray:

@@ -5,7 +5,10 @@ labels (split = train, val, test, ...). Names keep the sequence and raw frame nu
 `0016E5_07959.png`, `0006R0_f01234.png` (an optional letter prefix before the digits).
 Only labelled frames are distributed, so a labelled frame's reference frames are the
 previous labelled frames of its sequence; the label rate is read from the name spacing.
-A jump of more than 1.5 spacings starts a new segment: references never cross a gap.
+References never cross a gap. A gap of 2..MAX_MISSING+1 spacings means missing files: it is
+named in a warning (an error for training data unless skip_missing) and the segment is split
+there; a longer jump is the boundary between two recorded segments (CamVid's train 0016E5
+jumps 65 and 9 spacings, around footage used elsewhere).
 """
 import logging
 import os
@@ -30,6 +33,9 @@ CAMVID_PALETTE = np.array([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 
 
 _FRAME_NAME = re.compile(r"^(?P<seq>[A-Za-z0-9]+)_(?P<prefix>[A-Za-z]*)(?P<frame>\d+)\.png$")
 _GAP_FACTOR = 1.5
+# At most this many consecutive labelled frames missing count as missing files; a longer jump
+# is a segment boundary (the shortest in CamVid is 9 spacings).
+MAX_MISSING = 3
 
 
 def parse_frame_name(fname: str) -> Tuple[str, int]:
@@ -41,22 +47,39 @@ def parse_frame_name(fname: str) -> Tuple[str, int]:
     return m["seq"], int(m["frame"])
 
 
-def _segments(frames: List[Tuple[int, str]], spacing: int) -> List[List[Tuple[int, str]]]:
-    segs = [[frames[0]]]
+def _expected_name(like: str, frame: int) -> str:
+    """The file name of raw frame `frame` written like `like` (sequence, letters, digits)."""
+    m = _FRAME_NAME.match(like)
+    return f"{m['seq']}_{m['prefix']}{frame:0{len(m['frame'])}d}.png"
+
+
+def _segments(frames: List[Tuple[int, str]], spacing: int
+              ) -> Tuple[List[List[Tuple[int, str]]], List[Tuple[str, str, List[str]]]]:
+    """Split at jumps; also return (before, after, missing names) for the jumps that are
+    missing files (2..MAX_MISSING+1 spacings) rather than segment boundaries."""
+    segs, gaps = [[frames[0]]], []
     for prev, cur in zip(frames, frames[1:]):
-        if cur[0] - prev[0] > _GAP_FACTOR * spacing:
+        jump = cur[0] - prev[0]
+        if jump > _GAP_FACTOR * spacing:
+            steps = int(round(jump / spacing))
+            if steps <= MAX_MISSING + 1:
+                gaps.append((prev[1], cur[1], [_expected_name(prev[1], prev[0] + j * spacing)
+                                               for j in range(1, steps)]))
             segs.append([])
         segs[-1].append(cur)
-    return segs
+    return segs, gaps
 
 
 def find_labelled_frames(root: str, split: str, codec: LabelCodec, fps: float = CAMVID_FPS,
-                         skip_missing: bool = False,
-                         unlabelled_frames: bool = False) -> List[LabelledFrame]:
+                         skip_missing: bool = False, unlabelled_frames: bool = False,
+                         strict_gaps: bool = False) -> List[LabelledFrame]:
     """Labelled frames of one split, grouped into per-sequence segments.
 
     Every image needs a label file unless `unlabelled_frames` (then images without one
-    serve only as reference frames) or `skip_missing` (skipped with a warning).
+    serve only as reference frames) or `skip_missing` (skipped with a warning); every label
+    file needs its image. Missing files inside a sequence (a gap the label rate does not
+    explain) are a warning naming them, an error with `strict_gaps` (training data) unless
+    `skip_missing`.
     """
     img_dir, ann_dir = os.path.join(root, split), os.path.join(root, split + "annot")
     for d in (img_dir, ann_dir):
@@ -64,10 +87,17 @@ def find_labelled_frames(root: str, split: str, codec: LabelCodec, fps: float = 
             raise FileNotFoundError(f"folder not found: {d} (expected the SegNet layout "
                                     f"{split}/ and {split}annot/ under {root})")
     by_seq: Dict[str, List[Tuple[int, str]]] = defaultdict(list)
+    images = set()
     for fname in sorted(os.listdir(img_dir)):
         if fname.endswith(".png"):
             seq, frame = parse_frame_name(fname)
             by_seq[seq].append((frame, fname))
+            images.add(fname)
+    orphans = sorted(n for n in os.listdir(ann_dir) if n.endswith(".png") and n not in images)
+    if orphans:
+        _missing(f"{len(orphans)} label file(s) in {ann_dir} without their image in {img_dir}: "
+                 f"{', '.join(orphans)}", strict_gaps and not unlabelled_frames, skip_missing,
+                 "these labels are not used")
     items = []
     for seq, frames in sorted(by_seq.items()):
         frames.sort()
@@ -76,7 +106,11 @@ def find_labelled_frames(root: str, split: str, codec: LabelCodec, fps: float = 
             dup = frames[int(np.argmax(diffs == 0)) + 1][1]
             raise ValueError(f"{img_dir}: two files share sequence {seq} frame number ({dup})")
         spacing = int(np.median(diffs)) if diffs.size else 1
-        segs = _segments(frames, spacing)
+        segs, gaps = _segments(frames, spacing)
+        for before, after, names in gaps:
+            _missing(f"{img_dir}: {', '.join(names)} missing from sequence {seq} (labelled "
+                     f"every {spacing} raw frames, {before} is followed by {after})",
+                     strict_gaps, skip_missing, "the segment is split there")
         logger.info("%s/%s sequence %s: %d labelled frames, labelled every %d raw frames "
                     "(%.3g Hz at %g fps), %d segment(s)", os.path.basename(root.rstrip("/")),
                     split, seq, len(frames), spacing, fps / spacing, fps, len(segs))
@@ -89,13 +123,22 @@ def find_labelled_frames(root: str, split: str, codec: LabelCodec, fps: float = 
                         continue
                     if not skip_missing:
                         raise FileNotFoundError(f"label file missing for {paths[pos]}: {label} "
-                                                f"(pass skip_missing=True to skip)")
+                                                f"(set dataset.skip_missing: true, or pass "
+                                                f"--skip-missing, to skip)")
                     logger.warning("skipping %s: label file missing: %s", paths[pos], label)
                     continue
                 items.append(LabelledFrame(os.path.splitext(fname)[0], label, codec, paths, pos))
     if not items:
         raise FileNotFoundError(f"no labelled frames <seq>_<frame>.png in {img_dir}")
     return items
+
+
+def _missing(message: str, strict: bool, skip_missing: bool, consequence: str) -> None:
+    """Missing files: an error when `strict` and not `skip_missing`, else a warning."""
+    if strict and not skip_missing:
+        raise FileNotFoundError(f"{message}; restore the file(s), or set dataset.skip_missing: "
+                                f"true (--skip-missing) to go on without them")
+    logger.warning("%s; %s", message, consequence)
 
 
 class SegNetVideo(LabelledVideoDataset):
@@ -112,7 +155,8 @@ class SegNetVideo(LabelledVideoDataset):
                  scales: Sequence[int] = (360, 480), stride: int = 0,
                  crop_size: Optional[Tuple[int, int]] = None, flip: bool = False,
                  random_key_distance: bool = False, seed: int = 0, skip_missing: bool = False,
-                 check_frames: bool = True, unlabelled_frames: bool = True):
+                 check_frames: bool = True, unlabelled_frames: bool = True,
+                 strict_gaps: bool = False):
         if not 0 < num_classes < 255:
             raise ValueError(f"num_classes must be in 1..254, got {num_classes}")
         self.root, self.split = root, split
@@ -123,7 +167,7 @@ class SegNetVideo(LabelledVideoDataset):
         codec = train_id_codec(num_classes, void_labels)
         items = [it for s in split.split("+")
                  for it in find_labelled_frames(root, s, codec, fps, skip_missing,
-                                                unlabelled_frames)]
+                                                unlabelled_frames, strict_gaps)]
         super().__init__(items, key_interval, pixel_means, scales, stride, crop_size, flip,
                          random_key_distance, seed, skip_missing, check_frames)
 

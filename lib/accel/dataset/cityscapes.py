@@ -14,8 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
 
-from accel.dataset.base import IGNORE_LABEL, LabelCodec, LabelledFrame, LabelledVideoDataset, \
-    train_id_codec
+from accel.dataset.base import LabelCodec, LabelledFrame, LabelledVideoDataset, train_id_codec
+from accel.utils.segmath import IGNORE_LABEL
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,9 @@
-"""Plain video without labels: a video file read by OpenCV, or a folder of frame images."""
+"""Plain video without labels: a video file read by OpenCV, or a folder of frame images.
+
+A video file that decodes fewer frames than its container announces is truncated or
+corrupt: iterating it ends with TruncatedVideoError naming both counts, unless
+`allow_partial` (then a warning), so a cut-off download is never taken for a short video.
+"""
 import logging
 import os
 import re
@@ -12,6 +17,10 @@ from accel.utils.image import read_image
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
+
+
+class TruncatedVideoError(ValueError):
+    """A video file decodes fewer frames than its container announces."""
 
 
 def _natural_key(name: str):
@@ -30,11 +39,13 @@ def list_frames(folder: str) -> List[str]:
 class VideoFrames:
     """Iterate the frames of a video file or frame folder as (H, W, 3) uint8 BGR images."""
 
-    def __init__(self, path: str, max_frames: Optional[int] = None):
+    def __init__(self, path: str, max_frames: Optional[int] = None, allow_partial: bool = False):
         if not os.path.exists(path):
             raise FileNotFoundError(f"video not found: {path}")
         self.path = path
         self.max_frames = max_frames
+        self.allow_partial = bool(allow_partial)
+        self.decoded: Optional[int] = None  # frames the last full iteration decoded
         self.frames = list_frames(path) if os.path.isdir(path) else None
         self.fps = 0.0
         if self.frames is None:
@@ -72,3 +83,12 @@ class VideoFrames:
                 yield frame
         finally:
             cap.release()
+        self.decoded = n
+        wanted = self._count if self.max_frames is None else min(self._count, self.max_frames)
+        if n < wanted:
+            message = (f"video {self.path}: the container announces {self._count} frames but "
+                       f"only {n} decode (truncated or corrupt file)")
+            if not self.allow_partial:
+                raise TruncatedVideoError(message + "; pass --allow-partial to accept the "
+                                          f"{n} frames")
+            logger.warning("%s; going on with %d frames (--allow-partial)", message, n)

@@ -28,7 +28,7 @@ from accel.utils.paths import params_path, stale_temporaries, states_path, symbo
 
 __all__ = ["CheckpointError", "ParamCheck", "atomic_path", "params_path", "states_path",
            "symbol_path", "save_checkpoint", "load_checkpoint", "load_param_file",
-           "check_params", "list_checkpoints", "save_optimizer_states",
+           "check_params", "check_names", "list_checkpoints", "save_optimizer_states",
            "load_optimizer_states", "remove_stale_temporaries", "write_error"]
 
 logger = logging.getLogger(__name__)
@@ -285,6 +285,32 @@ def check_params(symbol_or_shapes: Any, arg_params: Mapping[str, Any],
 def _is_pickle(data: bytes) -> bool:
     """Pickle protocol 2+ starts with 0x80; mx.nd.save files with the magic 0x112."""
     return data[:1] == b"\x80"
+
+
+def check_names(symbol: Any, arg_params: Mapping[str, Any], aux_params: Mapping[str, Any],
+                inputs: Sequence[str] = (), source: str = "", allow_extra: bool = False
+                ) -> List[str]:
+    """Compare parameter names with `symbol`'s (inputs excluded): a missing one is an error,
+    an unexpected one too unless `allow_extra` (then a warning naming every one). Returns
+    the unexpected names ('arg:x' / 'aux:y'). Shapes: check_params."""
+    want_arg = [n for n in symbol.list_arguments() if n not in set(inputs)]
+    want_aux = symbol.list_auxiliary_states()
+    missing = [f"arg:{n}" for n in want_arg if n not in arg_params] + \
+        [f"aux:{n}" for n in want_aux if n not in aux_params]
+    unexpected = [f"arg:{n}" for n in sorted(set(arg_params) - set(want_arg))] + \
+        [f"aux:{n}" for n in sorted(set(aux_params) - set(want_aux))]
+    where = source or "parameters"
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing: {', '.join(missing)}")
+    if unexpected and not allow_extra:
+        problems.append(f"{len(unexpected)} unexpected: {', '.join(unexpected)}")
+    if problems:
+        raise CheckpointError(f"{where} does not fit this network: " + "; ".join(problems))
+    if unexpected:
+        logger.warning("%s: %d parameter(s) that this network does not use (ignored): %s",
+                       where, len(unexpected), ", ".join(unexpected))
+    return unexpected
 
 
 def save_optimizer_states(prefix: str, epoch: int, states: Mapping[str, Any]) -> str:

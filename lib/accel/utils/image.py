@@ -3,7 +3,8 @@
 Image: read BGR with OpenCV -> resize by `SCALES` (short side to target, long side capped)
 -> RGB -> minus the per-channel means (no std) -> NCHW float32 -> zero-pad bottom/right to
 a multiple of `IMAGE_STRIDE`. Label: 8-bit map, same size, nearest neighbour, padded with
-the ignore value 255.
+the ignore value (accel.utils.segmath.IGNORE_LABEL). The steps are composed by the data
+sets (training samples) and accel.core.tester.prepare_frame (inference).
 """
 import os
 from typing import Sequence, Tuple
@@ -11,7 +12,6 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
-from accel.utils.segmath import IGNORE_LABEL
 
 
 def _imread(path: str, flags: int, what: str) -> np.ndarray:
@@ -99,23 +99,3 @@ def pad_to_stride(tensor: np.ndarray, stride: int, value: float = 0.0) -> np.nda
         return tensor
     pad = [(0, 0)] * (tensor.ndim - 2) + [(0, ph), (0, pw)]
     return np.pad(tensor, pad, mode="constant", constant_values=value)
-
-
-def preprocess_image(img_bgr: np.ndarray, pixel_means_bgr: Sequence[float],
-                     scales: Sequence[int], stride: int) -> Tuple[np.ndarray, float]:
-    """Resize by SCALES, subtract means, pad to stride: returns ((1,3,H,W) float32, scale)."""
-    h, w, scale = scaled_size(img_bgr.shape[0], img_bgr.shape[1], scales)
-    tensor = image_to_tensor(resize_image(img_bgr, (h, w)), pixel_means_bgr)
-    return pad_to_stride(tensor, stride, 0.0), scale
-
-
-def preprocess_label(label: np.ndarray, scales: Sequence[int], stride: int) -> np.ndarray:
-    """Resize a label by SCALES (nearest), pad with 255 to stride: returns (1,1,H,W) float32."""
-    h, w, _ = scaled_size(label.shape[0], label.shape[1], scales)
-    return pad_to_stride(label_to_tensor(resize_label(label, (h, w))), stride, IGNORE_LABEL)
-
-
-def load_image(path: str, pixel_means_bgr: Sequence[float], scales: Sequence[int],
-               stride: int) -> Tuple[np.ndarray, float]:
-    """Read and preprocess an image file: returns ((1,3,H,W) float32, scale)."""
-    return preprocess_image(read_image(path), pixel_means_bgr, scales, stride)

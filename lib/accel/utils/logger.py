@@ -6,16 +6,11 @@ from typing import Callable, Optional, Tuple
 
 from accel.utils import paths
 
-__all__ = ["create_logger", "output_dir", "format_seconds", "ProgressLogger"]
+__all__ = ["create_logger", "format_seconds", "ProgressLogger"]
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Marks the handlers create_logger added, so a second call replaces them instead of doubling.
 _OWNED = "_accel_create_logger"
-
-
-def output_dir(output_path: str, cfg_path: str, image_set: str) -> str:
-    """The run folder <output_path>/<cfg name>/<image sets joined by '_'> (accel.utils.paths)."""
-    return paths.run_dir(output_path, cfg_path, image_set)
 
 
 def create_logger(output_path: str, cfg_path: str, image_set: str,
@@ -25,7 +20,7 @@ def create_logger(output_path: str, cfg_path: str, image_set: str,
     The root logger is configured, so every module's `logging.getLogger(__name__)` lands in
     the file. Calling it again (e.g. train then test) replaces the previous handlers.
     """
-    final_output_path = paths.make_dir(output_dir(output_path, cfg_path, image_set),
+    final_output_path = paths.make_dir(paths.run_dir(output_path, cfg_path, image_set),
                                        "run folder")
     log_file = paths.log_path(final_output_path, cfg_path, time.strftime("%Y-%m-%d-%H-%M-%S"))
     root = logging.getLogger()

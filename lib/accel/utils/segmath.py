@@ -10,6 +10,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+# The label value of ignored pixels (void), as in the original; defined here only.
 IGNORE_LABEL = 255
 
 try:
@@ -125,16 +126,6 @@ def colorize(label: np.ndarray, palette: np.ndarray, bgr: bool = False) -> np.nd
     else:
         out = _cy.colorize(_check_label_u8(label, "colorize"), _check_palette(palette))
     return out[:, :, ::-1].copy() if bgr else out
-
-
-def build_lut(mapping: dict, default: int = IGNORE_LABEL) -> np.ndarray:
-    """Make a 256-entry uint8 lookup table from {source value: target value}."""
-    lut = np.full(256, default, dtype=np.uint8)
-    for src, dst in mapping.items():
-        if not (0 <= src < 256 and 0 <= dst < 256):
-            raise ValueError(f"lookup table entry {src} -> {dst} outside 0..255")
-        lut[src] = dst
-    return lut
 
 
 def values_outside(label: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -1,0 +1,70 @@
+"""The training command lines (accel.cli.train) as a user runs them: every documented
+command is an entry point, bad input is one line (traceback with --debug), yaml paths are
+relative to the repository root."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CFG = ROOT / "experiments/dff_deeplab/cfgs/accel_18_camvid_sample.yaml"
+RUNNERS = ["experiments/deeplab/deeplab_train_test.py",
+           "experiments/dff_deeplab/dff_deeplab_end2end_train_test.py",
+           "experiments/flownet/train_flownet.py", "deeplab/train.py",
+           "dff_deeplab/train_end2end.py"]
+
+
+def _run(args, cwd=ROOT, timeout=120):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_every_runner_is_an_entry_point(runner):
+    # Issue #13.2: `python dff_deeplab/train_end2end.py ...` exited 0 doing nothing.
+    proc = _run([ROOT / runner, "--help"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for flag in ("--cfg", "--cpu", "--resume", "--overwrite", "--skip-missing", "KEY=VALUE"):
+        assert flag in proc.stdout
+    proc = _run([ROOT / runner, "--cfg", "no_such.yaml", "--cpu"])
+    assert proc.returncode == 1
+    assert "config file not found: no_such.yaml" in proc.stderr
+
+
+def test_configuration_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    # Issue #13.12: the runners printed tracebacks for configuration errors.
+    args = [ROOT / RUNNERS[1], "--cfg", SAMPLE_CFG, "--cpu", f"output_path={tmp_path}",
+            "TRAIN.lr_stp=1"]
+    proc = _run(args)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if " ERROR " in ln]
+    assert len(errors) == 1 and "TRAIN.lr_stp: unknown key" in errors[0]
+    proc = _run(args + ["--debug"])
+    assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+def test_yaml_paths_are_relative_to_the_repository_root(tmp_path):
+    # Issue #13.11: relative paths resolved against the current folder, unsaid, and the
+    # runner created ./output/ there before failing.
+    text = SAMPLE_CFG.read_text().replace('dataset_path: "./sample_data/camvid"',
+                                          'dataset_path: "./no_such_data"')
+    text = text.replace('output_path: "./output/dff_deeplab/sample"',
+                        f'output_path: "{tmp_path}/out"')
+    cfg = tmp_path / "moved.yaml"
+    cfg.write_text(text)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = _run([ROOT / RUNNERS[1], "--cfg", cfg, "--cpu", "--no-test"], cwd=elsewhere)
+    assert proc.returncode == 1
+    assert f"{ROOT}/no_such_data/train" in proc.stderr  # the resolved path is printed
+    assert list(elsewhere.iterdir()) == []
+    assert not (tmp_path / "out" / "moved" / "train" / "moved.yaml").exists()
+
+
+def test_an_output_path_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "file").write_text("x")
+    proc = _run([ROOT / RUNNERS[1], "--cfg", SAMPLE_CFG, "--cpu",
+                 f"output_path={tmp_path / 'file'}"])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{tmp_path}/file is a file, not a folder" in proc.stderr
