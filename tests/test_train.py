@@ -306,3 +306,87 @@ def test_testing_a_checkpoint_with_unexpected_parameters_is_an_error(uninterrupt
                     {**args, "rfcn_cls_weight": args["corr_weight"]}, aux)
     with pytest.raises(CheckpointError, match="1 unexpected: arg:rfcn_cls_weight"):
         test_net(other, str(ACCEL_SAMPLE), epoch=3, cpu=True)
+
+
+# -- a tiny network for the trainer's own behaviour (seconds, not minutes) -----------------
+class _TinySamples:
+    """Eight fixed random 8x8 images with 3-class labels (some pixels ignored)."""
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.data = rng.normal(size=(8, 1, 3, 8, 8)).astype(np.float32)
+        label = rng.integers(0, 3, size=(8, 1, 1, 8, 8))
+        label[rng.random(label.shape) < 0.1] = 255
+        self.label = label.astype(np.float32)
+
+    def __len__(self):
+        return 8
+
+    def sample(self, index, rng):
+        return {"data": self.data[index], "label": self.label[index]}
+
+
+def _tiny_fit(prefix, end_epoch, **kwargs):
+    import mxnet as mx
+
+    from accel.config import get_defaults
+    from accel.core.trainer import fit
+    from accel.symbols.layers import segmentation_loss
+
+    x = mx.sym.Convolution(mx.sym.Variable("data"), num_filter=4, kernel=(3, 3), pad=(1, 1),
+                           name="conv1")
+    sym = segmentation_loss(mx.sym.Convolution(mx.sym.relu(x), num_filter=3, kernel=(1, 1),
+                                               name="score"), mx.sym.Variable("label"))
+
+    def init(shapes, batch):
+        rng = np.random.default_rng(1)
+        arg_shapes, _, _ = sym.infer_shape(**shapes)
+        return {n: mx.nd.array(rng.normal(scale=0.3, size=s))
+                for n, s in zip(sym.list_arguments(), arg_shapes) if n not in shapes}, {}
+    cfg = get_defaults()
+    cfg.default.frequent = 100
+    cfg.TRAIN.update(end_epoch=end_epoch, lr=0.1, lr_step="", warmup=False, momentum=0.9,
+                     keep_states=kwargs.pop("keep_states", 1),
+                     legacy_states=kwargs.pop("legacy_states", False))
+    cfg.network.FIXED_PARAMS = []
+    return fit(cfg, sym, _TinySamples(), prefix, init, [mx.cpu()], **kwargs)
+
+
+def test_old_pickled_states_resume_only_with_the_flag_and_exactly(tmp_path):
+    import pickle
+
+    import mxnet as mx
+
+    from accel.utils.checkpoint import CheckpointError
+
+    full = str(tmp_path / "full" / "tiny")
+    _tiny_fit(full, 2, keep_states=0)
+    assert os.path.isfile(paths.states_path(full, 1))  # keep_states 0 keeps all
+    part = str(tmp_path / "part" / "tiny")
+    _tiny_fit(part, 1)
+    # What the old trainer wrote: a pickle of the Updater's {index: momentum}.
+    names = ["conv1_weight", "conv1_bias", "score_weight", "score_bias"]
+    new = mx.nd.load(paths.states_path(part, 1))
+    with open(paths.states_path(part, 1), "wb") as f:
+        pickle.dump({i: new[f"{n}@0"] for i, n in enumerate(names)}, f)
+    with pytest.raises(CheckpointError, match="old pickled format.*--legacy-states"):
+        _tiny_fit(part, 2, resume=True)
+    resumed = _tiny_fit(part, 2, resume=True, legacy_states=True)
+    assert resumed.begin_epoch == 1
+    assert set(mx.nd.load(paths.states_path(part, 2))) == {f"{n}@0" for n in names}
+    assert not os.path.exists(paths.states_path(part, 1))  # keep_states 1
+    assert _params_equal(load_checkpoint(full, 2)[0], load_checkpoint(part, 2)[0])
+
+
+def test_resuming_from_a_checkpoint_of_another_network_names_the_difference(tmp_path):
+    import mxnet as mx
+
+    from accel.utils.checkpoint import CheckpointError, save_checkpoint
+
+    prefix = str(tmp_path / "tiny")
+    _tiny_fit(prefix, 1)
+    args, aux = load_checkpoint(prefix, 1)
+    save_checkpoint(prefix, 1, {**args, "rfcn_cls_weight": mx.nd.ones(2)}, aux)
+    with pytest.raises(CheckpointError, match="tiny-0001.params does not fit this network: "
+                                              "1 unexpected: arg:rfcn_cls_weight"):
+        _tiny_fit(prefix, 2, resume=True)

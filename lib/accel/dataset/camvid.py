@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from accel.dataset.base import LabelCodec, LabelledFrame, LabelledVideoDataset, train_id_codec
+from accel.utils.segmath import IGNORE_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +158,9 @@ class SegNetVideo(LabelledVideoDataset):
                  random_key_distance: bool = False, seed: int = 0, skip_missing: bool = False,
                  check_frames: bool = True, unlabelled_frames: bool = True,
                  strict_gaps: bool = False):
-        if not 0 < num_classes < 255:
-            raise ValueError(f"num_classes must be in 1..254, got {num_classes}")
+        if not 0 < num_classes < IGNORE_LABEL:
+            raise ValueError(f"num_classes must be in 1..{IGNORE_LABEL - 1} ({IGNORE_LABEL} "
+                             f"marks ignored pixels), got {num_classes}")
         self.root, self.split = root, split
         self.num_classes = int(num_classes)
         self.class_names = tuple(class_names) if class_names else \

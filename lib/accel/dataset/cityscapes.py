@@ -23,7 +23,9 @@ NUM_CLASSES = 19
 SNIPPET_LENGTH = 30
 LABEL_INDEX = 19  # the annotated frame is the 20th of each 30-frame snippet
 
-_TRAIN_LABELS = sorted((l for l in CS_LABELS if 0 <= l.trainId < 255), key=lambda l: l.trainId)
+# cityscapesscripts marks ignored classes with trainId 255 (or -1), our IGNORE_LABEL too.
+_TRAIN_LABELS = sorted((l for l in CS_LABELS if 0 <= l.trainId < IGNORE_LABEL),
+                       key=lambda l: l.trainId)
 CLASS_NAMES = tuple(l.name for l in _TRAIN_LABELS)
 PALETTE = np.array([l.color for l in _TRAIN_LABELS], dtype=np.uint8)  # RGB, by train id
 
@@ -35,7 +37,7 @@ def label_id_codec() -> LabelCodec:
     for lab in CS_LABELS:
         if lab.id < 0:  # 'license plate' has id -1: never stored in a labelIds file
             continue
-        lut[lab.id] = lab.trainId if 0 <= lab.trainId < 255 else IGNORE_LABEL
+        lut[lab.id] = lab.trainId if 0 <= lab.trainId < IGNORE_LABEL else IGNORE_LABEL
         valid[lab.id] = True
     return LabelCodec("Cityscapes label ids (cityscapesscripts table)", lut, valid)
 
