@@ -18,6 +18,7 @@ count, so a run resumed from epoch e ends with exactly the parameters of an unin
 run. A run never starts over an existing run of the same prefix unless told to resume or
 to overwrite it (prepare_run_folder).
 """
+import contextlib
 import json
 import logging
 import os
@@ -86,7 +87,8 @@ def prepare_run_folder(prefix: str, resume: bool, overwrite: bool = False,
             f"Continue it with --resume, or start a new one elsewhere (output_path=NEW_FOLDER)"
             f" or over it (--overwrite deletes its checkpoints and results)")
     for path in existing + paths.stale_temporaries(prefix):
-        os.remove(path)
+        with contextlib.suppress(FileNotFoundError):  # another dist_sync worker was first
+            os.remove(path)
     logger.warning("--overwrite: deleted %d files of the previous run %s-*", len(existing),
                    prefix)
     return existing
