@@ -17,6 +17,12 @@ W multiples of 32. --dynamic leaves H and W symbolic. --deformable picks the exp
 deformable convolutions: 'sampling' (GridSample + one convolution, opset 17, any runtime
 with GridSample) or 'deformconv' (ONNX DeformConv, opset 19). --check runs each graph in
 MXNet and ONNX Runtime (CPU) on a sample frame and prints the differences.
+
+--benchmark N (with --random-weights instead of --model/--epoch for timing only) streams N
+sample frames, keyframe every --interval, through ONNX Runtime (CPU) and the MXNet
+reference and fast paths, frame by frame in turns, and prints a Markdown table: the
+protocol of experiments/benchmark.py (warm-up frames left out; per frame the forward, the
+argmax and the copy to the host; reference = the original demo's host work).
 """
 import argparse
 import logging
@@ -45,8 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", required=True, choices=VERSIONS,
                         help="Accel version, dff, or deeplab (frame-by-frame DeepLab-101)")
-    parser.add_argument("--model", required=True, help="checkpoint prefix (PREFIX-%%04d.params)")
-    parser.add_argument("--epoch", type=int, required=True, help="checkpoint epoch")
+    parser.add_argument("--model", help="checkpoint prefix (PREFIX-%%04d.params)")
+    parser.add_argument("--epoch", type=int, help="checkpoint epoch")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="no checkpoint: initial values with the fixed bilinear upsampling "
+                             "(for --benchmark; outputs are meaningless)")
     parser.add_argument("--size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"),
                         help="frame size the graphs are exported for (default 1024 2048)")
     parser.add_argument("--dynamic", action="store_true",
@@ -61,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (default output/onnx/<version>)")
     parser.add_argument("--check", action="store_true",
                         help="compare MXNet and ONNX Runtime on a sample frame")
+    parser.add_argument("--benchmark", type=int, default=0, metavar="FRAMES",
+                        help="time FRAMES streamed frames: ONNX Runtime vs MXNet")
+    parser.add_argument("--interval", type=int, default=5, help="keyframe interval (benchmark)")
     return parser
 
 
@@ -79,17 +91,22 @@ def accel_network(version: str, classes: int, fast: bool):
 
 def sample_frames(size, count=2):
     """`count` consecutive sample frames resized to `size`, preprocessed (1, 3, H, W)."""
-    paths = sorted(SAMPLE.glob("*.png"))[:count]
-    if len(paths) < count:
-        raise FileNotFoundError("--check needs %d frames in %s" % (count, SAMPLE))
-    return [image_to_tensor(resize_image(read_image(str(p)), tuple(size)), PIXEL_MEANS_BGR)
-            for p in paths]
+    paths = sorted(SAMPLE.glob("*.png"))
+    if not paths:
+        raise FileNotFoundError("no sample frames in %s" % SAMPLE)
+    # Past the folder's end the clip starts again (timing only).
+    return [image_to_tensor(resize_image(read_image(str(paths[i % len(paths)])), tuple(size)),
+                            PIXEL_MEANS_BGR) for i in range(count)]
 
 
 def run_mxnet(sym, names, args, aux, inputs):
     internals = sym.get_internals()
     group = mx.sym.Group([internals[n] for n in names])
     feed = {k: mx.nd.array(v) for k, v in inputs.items() if k in group.list_arguments()}
+    # A loss layer's label is not read at inference (deeplab's `softmax_label`).
+    arg_shapes, _, _ = group.infer_shape_partial(**{k: v.shape for k, v in feed.items()})
+    feed.update({n: mx.nd.zeros(s) for n, s in zip(group.list_arguments(), arg_shapes)
+                 if n.endswith("_label") and n not in feed})
     exe = group.bind(mx.cpu(), args={**{n: args[n] for n in group.list_arguments()
                                         if n not in feed}, **feed},
                      aux_states={n: aux[n] for n in group.list_auxiliary_states()},
@@ -114,8 +131,8 @@ def compare(path, sym, args, aux, inputs) -> dict:
         if got[name].ndim == 4 and got[name].shape[1] < 64:
             agree = float((got[name].argmax(1) == expected[name].argmax(1)).mean())
         report[name] = (diff, agree)
-        logger.info("%s: %s max abs diff %.3g (|MXNet| mean %.3g)%s", path.name, name, diff,
-                    float(np.abs(expected[name]).mean()),
+        logger.info("%s: %s max abs diff %.3g (%.2g of max |MXNet|)%s", path.name, name,
+                    diff, diff / max(float(np.abs(expected[name]).max()), 1e-30),
                     "" if agree is None else ", argmax agreement %.5f" % agree)
     logger.info("%s: ONNX Runtime forward %.3f s", path.name, ort_s)
     return {"outputs": report, "state": got}
@@ -129,8 +146,14 @@ def main(argv=None) -> dict:
         raise SystemExit("--size %d %d: height and width must be multiples of 32" % (h, w))
     shape = (1, 3, h, w)
     out = Path(args.output or REPO / "output" / "onnx" / args.version)
-    source = params_path(args.model, args.epoch)
-    arg_params, aux_params = load_checkpoint(args.model, args.epoch)
+    if args.random_weights:
+        source = "random weights"
+        arg_params, aux_params = random_params(args.version, args.classes, shape)
+    elif args.model is None or args.epoch is None:
+        raise SystemExit("--model PREFIX --epoch N (or --random-weights) is required")
+    else:
+        source = params_path(args.model, args.epoch)
+        arg_params, aux_params = load_checkpoint(args.model, args.epoch)
     if args.version == "deeplab":
         if args.fast:
             raise SystemExit("--fast: the frame-by-frame DeepLab has no fast graph")
@@ -141,6 +164,8 @@ def main(argv=None) -> dict:
 
             compare(path, deeplab_resnet_v1_101(args.classes), arg_params, aux_params,
                     {"data": sample_frames((h, w), 1)[0]})
+        if args.benchmark:
+            benchmark_deeplab(path, arg_params, aux_params, sample_frames((h, w), args.benchmark))
         return {k: str(v) for k, v in paths.items()}
     network = accel_network(args.version, args.classes, args.fast)
     paths = export_network(network, arg_params, aux_params, shape, out, deformable=args.deformable,
@@ -155,7 +180,150 @@ def main(argv=None) -> dict:
                 {"data": second, "data_key": first, "feat_key": state})
     for graph, path in paths.items():
         logger.info("%s graph: %s (%.1f MiB)", graph, path, path.stat().st_size / 2 ** 20)
+    if args.benchmark:
+        if args.fast:
+            raise SystemExit("--benchmark times the exported official graphs; drop --fast")
+        benchmark_accel(network, paths, arg_params, aux_params,
+                        sample_frames((h, w), args.benchmark), args.interval)
     return {k: str(v) for k, v in paths.items()}
+
+
+# -- timing -----------------------------------------------------------------------------------
+
+def random_params(version: str, classes: int, shape):
+    """Initial values for every parameter (the upsampling kernels bilinear, as released)."""
+    from accel.core.initializer import initialize_missing
+
+    if version == "deeplab":
+        from deeplab.symbol import deeplab_resnet_v1_101
+        sym = deeplab_resnet_v1_101(classes).get_internals()["croped_score_output"]
+        return initialize_missing(sym, {"data": shape}, {}, {})
+    network = accel_network(version, classes, False)
+    feat = network.key_test().get_internals()["res5c_relu_output"].infer_shape(
+        data=shape)[1][0]
+    inputs = {"data": shape, "data_key": shape, "feat_key": feat}
+    args, aux = {}, {}
+    for sym in (network.key_test(), network.cur_test()):
+        args, aux = initialize_missing(sym, {k: v for k, v in inputs.items()
+                                             if k in sym.list_arguments()}, args, aux)
+    return args, aux
+
+
+def _warmup() -> int:
+    try:
+        from accel.core.timing import WARMUP_FRAMES
+    except ImportError:
+        WARMUP_FRAMES = 2  # DESIGN.md: 2 warm-up frames
+    return WARMUP_FRAMES
+
+
+class OrtStream:
+    """The exported key/non-key graphs streamed with the segmenter's policy (keyframe every
+    `interval`; each frame hands itself and its state to the next non-key frame)."""
+
+    def __init__(self, network, paths, interval: int):
+        from accel.export.onnxruntime import OrtGraph
+
+        self.key, self.cur = OrtGraph(paths["key"]), OrtGraph(paths["cur"])
+        self.key_out = network_outputs(network, "key")
+        self.cur_out = network_outputs(network, "cur")
+        self.interval, self.index = interval, 0
+
+    def step(self, frame):
+        is_key = self.index % self.interval == 0
+        t0 = time.perf_counter()
+        state_name, score_name = self.key_out if is_key else self.cur_out
+        out = (self.key if is_key else self.cur).forward(data=frame)
+        pred = out[score_name].argmax(axis=1)[0].astype(np.uint8)
+        seconds = time.perf_counter() - t0
+        self.cur.set_input("data_key", frame)
+        self.cur.set_input("feat_key", out[state_name])
+        self.index += 1
+        return pred, seconds
+
+
+def _mxnet_segmenters(network, args, aux, interval):
+    from accel.core.inference import VideoSegmenter
+
+    segs = {"MXNet reference": VideoSegmenter(network, args, aux, interval,
+                                              original_io=True)}
+    fast = accel_network(network.name, network.num_classes, True)
+    try:
+        segs["MXNet fast"] = VideoSegmenter(fast, args, aux, interval, fast=True)
+    except TypeError:  # before issue #12: the official builder with fast=True
+        segs["MXNet fast"] = VideoSegmenter(network, args, aux, interval, fast=True)
+    return segs
+
+
+def _stats(values_s) -> str:
+    v = np.asarray(values_s) * 1e3
+    if not v.size:
+        return "-"
+    return "%.0f / %.0f / %.0f / %.0f" % (v.mean(), np.median(v), np.percentile(v, 99), v.max())
+
+
+def _table(network_name, size, times, keys, agree):
+    """Rows in the format of experiments/results/benchmark_*.md (ms: mean / p50 / p99 /
+    max), the warm-up frames left out."""
+    warm = _warmup()
+    keys = np.asarray(keys[warm:], bool)
+    ref = np.mean(times["MXNet reference"][warm:])
+    print("Per-frame network time (ms: mean / p50 / p99 / max), %dx%d, %d frames after %d "
+          "warm-up\n" % (size + (len(keys), warm)))
+    print("| network | path | all frames | keyframes | non-key frames | / reference |")
+    print("|---|---|---|---|---|---|")
+    for name, values in times.items():
+        v = np.asarray(values[warm:])
+        ratio = "" if name == "MXNet reference" else "%.2f" % (v.mean() / ref)
+        print("| %s | %s | %s | %s | %s | %s |" % (network_name, name, _stats(v),
+                                                   _stats(v[keys]), _stats(v[~keys]), ratio))
+    print("\nargmax agreement, ONNX Runtime vs MXNet reference: min %.5f, mean %.5f over %d "
+          "frames" % (min(agree), float(np.mean(agree)), len(agree)))
+
+
+def benchmark_accel(network, paths, args, aux, frames, interval):
+    """ONNX Runtime CPU vs the MXNet reference and fast paths, frames in turns."""
+    ort_stream = OrtStream(network, paths, interval)
+    segs = _mxnet_segmenters(network, args, aux, interval)
+    times = {"ONNX Runtime CPU": []}
+    times.update({name: [] for name in segs})
+    agree, keys = [], []
+    for index, frame in enumerate(frames):
+        keys.append(index % interval == 0)
+        pred, seconds = ort_stream.step(frame)
+        times["ONNX Runtime CPU"].append(seconds)
+        for name, seg in segs.items():
+            result = seg.step(frame)
+            times[name].append(result.network_s)
+            if name == "MXNet reference":
+                agree.append(float((result.pred == pred).mean()))
+    name = "DFF" if network.name == "dff" else "Accel-%s" % network.name
+    _table("%s (interval %d)" % (name, interval), frames[0].shape[2:], times, keys, agree)
+
+
+def benchmark_deeplab(path, args, aux, frames):
+    """DeepLab-101 frame by frame: ONNX Runtime CPU vs MXNet (bound once, argmax on host)."""
+    from accel.export.onnxruntime import OrtGraph
+    from deeplab.symbol import deeplab_resnet_v1_101
+
+    graph = OrtGraph(path)
+    sym = deeplab_resnet_v1_101(19).get_internals()["croped_score_output"]
+    exe = sym.bind(mx.cpu(), args={**{n: args[n] for n in sym.list_arguments() if n != "data"},
+                                   "data": mx.nd.zeros(frames[0].shape)},
+                   aux_states={n: aux[n] for n in sym.list_auxiliary_states()}, grad_req="null")
+    times = {"ONNX Runtime CPU": [], "MXNet reference": []}
+    agree = []
+    for frame in frames:
+        t0 = time.perf_counter()
+        pred = graph.forward(data=frame)["croped_score_output"].argmax(axis=1)[0]
+        times["ONNX Runtime CPU"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        exe.arg_dict["data"][:] = frame
+        ref = mx.nd.argmax(exe.forward(is_train=False)[0], axis=1).asnumpy()[0]
+        times["MXNet reference"].append(time.perf_counter() - t0)
+        agree.append(float((pred == ref).mean()))
+    _table("DeepLab-101 (frame by frame)", frames[0].shape[2:], times, [True] * len(frames),
+           agree)
 
 
 if __name__ == "__main__":

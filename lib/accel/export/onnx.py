@@ -442,9 +442,7 @@ def export_graph(sym: mx.sym.Symbol, arg_params: Mapping, aux_params: Mapping,
     # Outputs in the symbol's order (the exporter lists them node by node).
     order = {n[:-len("_output")] if n.endswith("_output") else n: i
              for i, n in enumerate(sym.list_outputs())}
-    outputs = sorted(graph.output, key=lambda vi: order.get(vi.name, len(order)))
-    del graph.output[:]
-    graph.output.extend(outputs)
+    _keep(graph.output, sorted(graph.output, key=lambda vi: order.get(vi.name, len(order))))
     model = helper.make_model(graph, producer_name="accel", doc_string=doc,
                               opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
@@ -479,13 +477,22 @@ class _HostArray:
         return self.value
 
 
+def _keep(field, items) -> None:
+    """Replace a repeated field's entries by (copies of) `items`, in that order."""
+    copies = []
+    for item in items:
+        copy = type(item)()
+        copy.CopyFrom(item)
+        copies.append(copy)
+    del field[:]
+    field.extend(copies)
+
+
 def _attach_weights(graph: onnx.GraphProto, inputs: Sequence[str],
                     weights: Mapping[str, np.ndarray]) -> None:
     """Graph inputs: only the real inputs; the weights any node reads as initializers (not
     a loss layer's unused label)."""
-    keep = [vi for vi in graph.input if vi.name in inputs]
-    del graph.input[:]
-    graph.input.extend(keep)
+    _keep(graph.input, [vi for vi in graph.input if vi.name in inputs])
     read = {name for node in graph.node for name in node.input}
     for name, array in weights.items():
         if name in read:

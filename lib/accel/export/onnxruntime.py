@@ -12,6 +12,7 @@ build has them (`onnxruntime.get_available_providers()`).
 """
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
@@ -38,10 +39,12 @@ class OrtGraph:
     """One exported ONNX graph in an InferenceSession; inputs persist between calls."""
 
     def __init__(self, path: Union[str, Path], providers: Optional[Sequence[str]] = None,
-                 threads: Optional[int] = None):
+                 threads: Optional[int] = None, spin: bool = False):
         """path: an .onnx file written by accel.export.onnx.export_graph (any other ONNX
         file works too, keyed by its own output names). threads: intra-op threads (default:
-        ONNX Runtime's, one per core)."""
+        OMP_NUM_THREADS, the count MXNet gets, else ONNX Runtime's one per core). spin: let
+        idle threads busy-wait (ONNX Runtime's default; off here: on a shared 2-core
+        machine spinning threads slowed a DeepLab-101 forward by about half)."""
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError("ONNX graph %s: file not found" % self.path)
@@ -49,8 +52,11 @@ class OrtGraph:
         check_providers(providers)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
         if threads:
             options.intra_op_num_threads = int(threads)
+        options.add_session_config_entry("session.intra_op.allow_spinning",
+                                         "1" if spin else "0")
         self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         meta = self.session.get_modelmeta().custom_metadata_map
         names = json.loads(meta.get(OUTPUTS_KEY, "{}"))
