@@ -7,9 +7,10 @@
 Paths, measured in one process, frame by frame alternating so that machine noise hits both:
 * reference: the official graphs, each frame's host work as the original demo did it
   (fresh input array, full score map copied to the host, argmax in NumPy);
-* fast: `VideoSegmenter(fast=True)`: inputs copied in place, our CPU deformable convolution,
-  score fusion at stride 16, the 1024-channel fc6 state propagated instead of res5c, and the
-  fixed upsampling fused with the argmax on the host (accel.core.inference);
+* fast: `VideoSegmenter(FastAccelNetwork(...))` (dff_deeplab/fast_symbol.py): inputs copied
+  in place, our CPU deformable convolution, score fusion at stride 16, the 1024-channel fc6
+  state propagated instead of res5c, and the fixed upsampling fused with the argmax on the
+  host (accel.core.upsample);
 * with --int8: the fast path with INT8 trunks (keyframe only, or every trunk), calibrated on
   sample_data's training frames (timing only: the accuracy change is measured on labelled
   data by experiments/int8_camvid.sh).
@@ -29,25 +30,32 @@ import sys
 import time
 from pathlib import Path
 
-import accel  # noqa: F401  (first: sets OMP_NUM_THREADS before MXNet loads)
-import mxnet as mx
-import numpy as np
+from accel.cli import bootstrap_script
 
-from accel.core.inference import (SeparableUpsampler, VideoSegmenter,
-                                  separable_upsampling_filter)
-from accel.core.initializer import initialize_missing
-from accel.symbols.flownet import flownet_s, warp
-from accel.symbols.layers import bilinear_kernel, segmentation_scores
-from accel.utils.image import image_to_tensor, read_image, resize_image
-from deeplab.symbol import deeplab_resnet_v1_101
-from dff_deeplab.symbol import AccelNetwork, reference_features
+if __name__ == "__main__":
+    bootstrap_script()  # MXNET_VERSION (--mxnet-version): before anything imports mxnet
+
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from accel.config import get_defaults  # noqa: E402
+from accel.core.inference import VideoSegmenter  # noqa: E402
+from accel.core.initializer import initialize_missing  # noqa: E402
+from accel.core.timing import WARMUP_FRAMES as WARMUP  # noqa: E402
+from accel.core.upsample import SeparableUpsampler, separable_upsampling_filter  # noqa: E402
+from accel.symbols.flownet import flownet_s, warp  # noqa: E402
+from accel.symbols.layers import bilinear_kernel, segmentation_scores  # noqa: E402
+from accel.symbols.versions import ACCEL_VERSIONS, REFERENCE, get_version  # noqa: E402
+from accel.utils.image import image_to_tensor, read_image, resize_image  # noqa: E402
+from deeplab.symbol import deeplab_resnet_v1_101  # noqa: E402
+from dff_deeplab.fast_symbol import FastAccelNetwork  # noqa: E402
+from dff_deeplab.symbol import AccelNetwork, reference_features  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data" / "camvid" / "val"
 SAMPLE_TRAIN = REPO / "sample_data" / "camvid" / "train"
-PIXEL_MEANS_BGR = (103.06, 115.90, 123.15)
-VERSIONS = ("deeplab", "dff", "18", "34", "50", "101")
-WARMUP = 2
+PIXEL_MEANS_BGR = tuple(get_defaults().network.PIXEL_MEANS)
+VERSIONS = (REFERENCE.name,) + ACCEL_VERSIONS   # 'deeplab' = the keyframe network per frame
 
 
 def frames(size, count, folder=SAMPLE):
@@ -81,11 +89,12 @@ def stats(times):
             "p99": float(np.percentile(t, 99)), "max": float(t.max()), "n": int(t.size)}
 
 
-def network_for(version):
-    """(AccelNetwork, interval override) for a benchmark row; 'deeplab' = key net every frame."""
-    if version == "deeplab":
-        return AccelNetwork("18"), 1
-    return AccelNetwork(version), None
+def network_for(version, fast=False):
+    """(network, interval override) for a benchmark row; 'deeplab' = key net every frame."""
+    cls = FastAccelNetwork if fast else AccelNetwork
+    if version == REFERENCE.name:
+        return cls("18"), 1
+    return cls(version), None
 
 
 def time_versions(versions, size, interval, num_frames, int8_scopes=()):
@@ -99,10 +108,11 @@ def time_versions(versions, size, interval, num_frames, int8_scopes=()):
         network, fixed_interval = network_for(version)
         k = fixed_interval or interval
         args, aux = random_params(network, shape)
+        fast = network_for(version, fast=True)[0]
         segs = {"reference": VideoSegmenter(network, args, aux, k, original_io=True),
-                "fast": VideoSegmenter(network, args, aux, k, fast=True)}
+                "fast": VideoSegmenter(fast, args, aux, k)}
         for scope in int8_scopes:
-            segs["fast, INT8 " + scope] = VideoSegmenter(network, args, aux, k, fast=True,
+            segs["fast, INT8 " + scope] = VideoSegmenter(fast, args, aux, k,
                                                          int8_calibration=calib,
                                                          int8_scope=scope)
         times = {p: {"key": [], "nonkey": [], "all": []} for p in segs}
@@ -175,9 +185,10 @@ def time_parts(size, repeat=5):
         repeat)
     for version in ("18", "34", "50"):
         parts["update branch %s (trunk)" % version] = _interleaved({
-            p: _bound(AccelNetwork(version, fast=(p == "fast"))._update_features(data),
-                      {"data": shape}) for p in ("reference", "fast")}, repeat)
-    fast18 = AccelNetwork("18", fast=True)
+            p: _bound((FastAccelNetwork if p == "fast" else AccelNetwork)(version)
+                      ._update_features(data), {"data": shape})
+            for p in ("reference", "fast")}, repeat)
+    fast18 = FastAccelNetwork("18")
     parts["head scores (fc6 + score)"] = _interleaved({
         "reference": _bound(segmentation_scores(feat_var, 19), {"feat": feat_shape}),
         "fast": _bound(fast18._state_scores(feat_var), {"feat": state_shape})}, repeat)
@@ -205,7 +216,9 @@ def _rss_child(version, path, size, interval, queue):
     network, fixed = network_for(version)
     shape = (1, 3) + tuple(size)
     args, aux = random_params(network, shape)
-    seg = VideoSegmenter(network, args, aux, fixed or interval, fast=(path == "fast"),
+    if path == "fast":
+        network = network_for(version, fast=True)[0]
+    seg = VideoSegmenter(network, args, aux, fixed or interval,
                          original_io=(path == "reference"))
     del args, aux
     for frame in frames(size, 3):
@@ -253,13 +266,14 @@ def markdown(report):
                                                 report["machine"]), "",
              "| network | path | all frames | keyframes | non-key frames | / reference |",
              "|---|---|---|---|---|---|"]
-    names = {"deeplab": "DeepLab-101 (frame by frame)", "dff": "DFF"}
+    names = {v: get_version(v).method for v in VERSIONS}
+    names[REFERENCE.name] += " (frame by frame)"
     paths = report["paths"]
     for version, r in res.items():
         for path in paths:
             ratio = r[path]["all"]["mean"] / r["reference"]["all"]["mean"]
             lines.append("| %s | %s | %s | %s | %s | %s |" % (
-                names.get(version, "Accel-" + version), path, _fmt(r[path]["all"]),
+                names[version], path, _fmt(r[path]["all"]),
                 _fmt(r[path]["key"]), _fmt(r[path]["nonkey"]),
                 "%.2f" % ratio if path != "reference" else ""))
     lines += ["", "| ratio | %s |" % " | ".join(paths), "|---|%s" % ("---|" * len(paths))]
@@ -277,7 +291,7 @@ def markdown(report):
     if report.get("peak_rss_mib"):
         lines += ["", "| peak RSS (MiB), fresh process | reference | fast |", "|---|---|---|"]
         for version, value in report["peak_rss_mib"].items():
-            lines.append("| %s | %s | %s |" % (names.get(version, "Accel-" + version),
+            lines.append("| %s | %s | %s |" % (names[version],
                                                *("%.0f" % v if v else "-" for v in
                                                  (value["reference"], value["fast"]))))
     return "\n".join(lines)
@@ -306,6 +320,9 @@ def main(argv=None):
                              "every trunk), calibrated on sample_data's training frames")
     parser.add_argument("--rss", action="store_true", help="peak RSS per version (slow)")
     parser.add_argument("--json", default=None, help="write the report here as JSON")
+    parser.add_argument("--mxnet-version", default=None, metavar="NAME",
+                        help="MXNet package to import (external/mxnet/NAME; default: the "
+                             "installed one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.size[0] % 32 or args.size[1] % 32:

@@ -15,6 +15,8 @@ from accel.core.initializer import initialize_missing
 from accel.core.trainer import checkpoint_prefix
 from accel.utils.checkpoint import CheckpointError, save_checkpoint
 from accel.utils.visualize import Mp4Writer, count_video_frames
+from accel.cli.demo import SAMPLE_CFG
+from accel.symbols.versions import DEEPLAB_VERSIONS, get_version
 from deeplab import demo as deeplab_demo
 from deeplab.symbol import deeplab_resnet_v1_101
 from dff_deeplab import demo
@@ -74,7 +76,7 @@ def test_demo_runs_every_version(models, tmp_path, version):
     out = tmp_path / "out"
     res = demo.main(["-v", version, "-i", "3", "-e", "4", "--model", models[version],
                      "--panels", "--output", str(out)] + SMALL)
-    assert res["method"] == demo.METHOD_NAMES[version]
+    assert res["method"] == get_version(version).method
     assert 0 <= res["mIoU"] <= 1 and res["frames"] == 4
     assert sorted(res["by_distance"]) == [0, 1, 2]   # snippets clamped at the clip's start
     net = res["timing"]["network"]
@@ -97,7 +99,7 @@ def test_interval_one_is_deeplab_frame_by_frame_and_avg_covers_offsets(models, t
 
 
 def test_cfg_selects_the_training_runs_checkpoint(models, tmp_path):
-    cfg = config_to_dict(load_config(str(ROOT / demo.SAMPLE_CFG)))
+    cfg = config_to_dict(load_config(str(ROOT / SAMPLE_CFG)))
     cfg["output_path"] = str(tmp_path / "output")
     cfg["SCALES"] = [[64, 96]]
     cfg["dataset"]["dataset_path"] = str(SAMPLE)
@@ -137,7 +139,8 @@ def test_video_file_round_trips(models, tmp_path):
 def test_deeplab_demo_runs_frame_by_frame(models, tmp_path):
     res = deeplab_demo.main(["--model", models["deeplab"], "-e", "3", "--panels", "--output",
                              str(tmp_path / "dl")] + SMALL)
-    assert res["method"] == deeplab_demo.METHOD and res["frames"] == 3
+    assert res["method"] == DEEPLAB_VERSIONS["deeplab_resnet_v1_101"].method == \
+        "DeepLab-101 (dilated)" and res["frames"] == 3
     _check_outputs(tmp_path / "dl", res, labelled=3)
 
 

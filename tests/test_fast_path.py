@@ -12,9 +12,10 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from accel.core.inference import (SeparableUpsampler, VideoSegmenter,
-                                  separable_upsampling_filter)
+from accel.core.inference import VideoSegmenter
+from accel.core.upsample import SeparableUpsampler, separable_upsampling_filter
 from accel.symbols.layers import bilinear_kernel
+from dff_deeplab.fast_symbol import FastAccelNetwork
 from dff_deeplab.symbol import AccelNetwork
 from oracle import oracle_network_params
 
@@ -44,7 +45,7 @@ def _pick(sym, names):
 
 def _project(net, feat, args):
     """The fast path's state for features `feat`: fc6 without its bias (or `feat` itself)."""
-    if not net.projected_state:
+    if net.state_output != "fc6_state_output":
         return feat
     return np.einsum("oc,nchw->nohw", args["fc6_weight"].asnumpy()[:, :, 0, 0], feat)
 
@@ -56,12 +57,12 @@ def test_fast_non_key_graph_matches_official_graph(version):
     net = AccelNetwork(version)
     args, aux = oracle_network_params(net, inputs["data"].shape)
     args = _bilinear(args)
-    fused = net.score_name(key=False) + "_output"
+    fused = net.score_output(key=False)
     want = _forward(_pick(net.cur_test(), ["warping_feat_output", fused]), inputs, args, aux)
-    fast = net.variant(fast=True)
+    fast = FastAccelNetwork(version)
     args.update(fast.derived_params(args))   # e.g. feat_upsampling folded into fc6
     fast_inputs = dict(inputs, feat_key=_project(fast, inputs["feat_key"], args))
-    low = fast.score_name(key=False) + "_output"
+    low = fast.score_output(key=False)
     got = _forward(_pick(fast.cur_test(), ["Convolution5_output", "warping_feat_output", low]),
                    fast_inputs, args, aux)
     # Flow straight from the fixture (oracle weights); the propagated state is the official
@@ -84,7 +85,7 @@ def test_fast_keyframe_graph_matches_fixture_and_official_scores():
     z = np.load(FIXTURES / "accel_key_test.npz")
     net = AccelNetwork("18")
     args, aux = _bilinear_pair(net)
-    fast = net.variant(fast=True)
+    fast = FastAccelNetwork("18")
     inputs = {"data": z["input__data"]}
     want = _forward(_pick(net.key_test(), ["res5c_relu_output", "croped_score_output"]),
                     inputs, args, aux)
@@ -106,7 +107,7 @@ def _bilinear_pair(net):
 
 def test_fast_keyframe_features_match_fixture():
     z = np.load(FIXTURES / "accel_key_test.npz")
-    net = AccelNetwork("18", fast=True)
+    net = FastAccelNetwork("18")
     args, aux = oracle_network_params(AccelNetwork("18"), (1, 3, 128, 256))
     got = _forward(_pick(net.key_test(), ["res5c_relu_output"]), {"data": z["input__data"]},
                    args, aux)["res5c_relu_output"]
@@ -123,14 +124,14 @@ def test_fast_segmenter_agrees_with_reference_segmenter_and_falls_back(version):
     args, aux = oracle_network_params(net, (1, 3, 128, 256))
     bil = _bilinear(args)
     ref = VideoSegmenter(net, bil, aux, interval=3)
-    fast = VideoSegmenter(net, bil, aux, interval=3, fast=True)
+    fast = VideoSegmenter(FastAccelNetwork(version), bil, aux, interval=3)
     assert fast.fast
     for frame in frames:
         a, b = ref.step(frame), fast.step(frame)
         assert a.is_key == b.is_key
         assert (a.pred == b.pred).mean() >= 0.999
     # Random (non-separable) kernels: the fast path declines and says so.
-    assert not VideoSegmenter(net, args, aux, interval=3, fast=True).fast
+    assert not VideoSegmenter(FastAccelNetwork(version), args, aux, interval=3).fast
 
 
 @pytest.mark.parametrize("out_hw, in_hw", [((128, 256), (8, 16)), ((72, 104), (5, 7))])

@@ -1,9 +1,6 @@
-"""The tester: mIoU against a hand-computed confusion matrix, per-offset results, timing
-fields, bounded prefetching, and clear errors for bad frames and labels."""
-import json
-import math
+"""The evaluation loops: mIoU against a hand-computed confusion matrix, per-offset results,
+timing fields, and clear errors for bad frames and labels."""
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -12,9 +9,8 @@ import numpy as np
 import pytest
 
 from accel.core.inference import FrameResult
-from accel.core.tester import (BackgroundWorker, Prefetcher, TimingRecorder, evaluate_snippets,
-                               segment_video, select_snippets, summarize, timing_table,
-                               write_results)
+from accel.core.tester import evaluate_snippets, segment_video, select_snippets
+from accel.core.timing import timing_table
 from accel.dataset import CamVidVideo, SegNetVideo
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "camvid"
@@ -41,6 +37,15 @@ class FakeSegmenter:
         return FrameResult(pred, is_key, time.perf_counter() - t0)
 
 
+def _constant(fn):
+    """A segmenter step predicting fn(data) on every frame (all keyframes)."""
+    def step(data):
+        t0 = time.perf_counter()
+        pred = np.asarray(fn(data), np.uint8)
+        return FrameResult(pred, True, time.perf_counter() - t0)
+    return step
+
+
 def _camvid(**kw):
     return CamVidVideo(str(SAMPLE), "val", key_interval=1, scales=(64, 96), stride=32,
                        check_frames=False, **kw)
@@ -63,7 +68,7 @@ def test_miou_equals_a_hand_computed_confusion_matrix(tmp_path):
     _write_segnet(tmp_path, labels)
     ds = SegNetVideo(str(tmp_path), "val", key_interval=1, num_classes=3, scales=(2, 3))
     calls = iter(preds)
-    res = evaluate_snippets(ds, ds.test_snippets(1), lambda data: next(calls).astype(np.uint8))
+    res = evaluate_snippets(ds, ds.test_snippets(1), _constant(lambda data: next(calls)))
     # Rows = label, columns = prediction, pixels labelled 255 skipped:
     #   frame 1: 0->0, 0->1, 1->1, 1->1, 2->2      frame 2: 2->2, 2->2, 2->0, 0->0, 1->0
     #   class 0: TP 2, FN 1 (0->1), FP 2 (2->0, 1->0)   IoU 2/5
@@ -121,73 +126,18 @@ def test_timing_fields_are_present_and_positive():
     assert "network, non-key frames" in table and "read + preprocess" in table
 
 
-def test_warmup_leaves_out_the_first_frames_and_each_graphs_first_run():
-    rec = TimingRecorder(warmup=2)
-    for is_key, net in [(True, 9.0), (True, 8.0), (True, 1.0), (False, 7.0), (False, 2.0)]:
-        rec.frame(is_key, net, 0.5)
-    rec.finish()
-    rep = rec.report()
-    assert rep["warmup_frames"] == 3
-    assert rep["network"]["key"]["mean"] == 1.0 and rep["network"]["non_key"]["mean"] == 2.0
-    s = summarize([1.0, 2.0, 3.0, 10.0])
-    assert s["p50"] == np.percentile([1, 2, 3, 10], 50) and s["max"] == 10.0
-    assert math.isnan(summarize([])["mean"])
-
-
-def test_plain_class_maps_are_timed_and_keyed_by_interval():
-    ds = _camvid()
-    res = evaluate_snippets(ds, select_snippets(ds.test_snippets(2), 4),
-                            lambda data: np.zeros(data.shape[2:], np.uint8), interval=2)
-    assert res["timing"]["network"]["non_key"]["frames"] > 0
-    assert res["IoU"]["Sky"] > 0 and res["IoU"]["Road"] == 0
-
-
-def test_prefetch_queue_is_bounded():
-    produced, depth = [0], 3
-    lock = threading.Lock()
-
-    def items():
-        for i in range(40):
-            with lock:
-                produced[0] += 1
-            yield i
-
-    ahead = []
-    with Prefetcher(items(), lambda x: x * 2, depth=depth) as stream:
-        for consumed, (item, value, seconds) in enumerate(stream, 1):
-            assert value == 2 * item and seconds >= 0
-            time.sleep(0.002)
-            with lock:
-                ahead.append(produced[0] - consumed)
-    assert max(ahead) <= depth + 2   # the queue, one in hand, one being made
-    assert produced[0] == 40
-
-
-def test_errors_in_threads_reach_the_caller():
-    def bad(x):
-        raise ValueError(f"frame {x} unreadable")
-
-    with pytest.raises(ValueError, match="frame 0 unreadable"):
-        with Prefetcher([0, 1], bad) as stream:
-            list(stream)
-    worker = BackgroundWorker()
-    worker.submit(lambda: (_ for _ in ()).throw(OSError("disk full")))
-    with pytest.raises(OSError, match="disk full"):
-        worker.close()
-
-
 def test_unreadable_frame_and_mismatched_label_are_clear_errors(tmp_path):
     labels = [np.zeros((4, 6)), np.ones((4, 6))]
     _write_segnet(tmp_path / "a", labels)
     (tmp_path / "a" / "val" / "seq_00002.png").write_bytes(b"not a png")
     ds = SegNetVideo(str(tmp_path / "a"), "val", key_interval=1, num_classes=3, scales=(4, 6))
     with pytest.raises(ValueError, match="seq_00002.png"):
-        evaluate_snippets(ds, ds.test_snippets(1), lambda d: np.zeros(d.shape[2:], np.uint8))
+        evaluate_snippets(ds, ds.test_snippets(1), _constant(lambda d: np.zeros(d.shape[2:])))
     _write_segnet(tmp_path / "b", [np.zeros((4, 6)), np.zeros((5, 6))],
                   images=[np.zeros((4, 6, 3), np.uint8)] * 2)
     ds = SegNetVideo(str(tmp_path / "b"), "val", key_interval=1, num_classes=3, scales=(4, 6))
     with pytest.raises(ValueError, match="labels must match their images") as err:
-        evaluate_snippets(ds, ds.test_snippets(1), lambda d: np.zeros(d.shape[2:], np.uint8))
+        evaluate_snippets(ds, ds.test_snippets(1), _constant(lambda d: np.zeros(d.shape[2:])))
     assert "seq_00002.png" in str(err.value) and "6x5" in str(err.value)
 
 
@@ -203,39 +153,3 @@ def test_segment_video_counts_frames_and_calls_the_sink():
     assert seen[0] == ("frame_000000", (64, 85, 3), (64, 85), True)
     assert [s[3] for s in seen] == [True, False, False, True, False, False]
     assert res["consistency"]["pairs"] == 5
-
-
-def test_results_json_is_strict_and_atomic(tmp_path):
-    path = tmp_path / "m.json"
-    write_results(str(path), {"mIoU": float("nan"), "n": np.int64(3), "x": [np.float32(0.5)]})
-    assert json.loads(path.read_text()) == {"mIoU": None, "n": 3, "x": [0.5]}
-    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
-
-
-def test_cityscapes_labels_apart_from_frames(tmp_path):
-    """--label-root: labels under one root, sequence frames under another."""
-    import argparse
-
-    from accel.core.tester import demo_data, open_dataset
-
-    frames, labels = tmp_path / "frames", tmp_path / "labels"
-    seq = frames / "leftImg8bit_sequence" / "val" / "lindau"
-    gt = labels / "gtFine" / "val" / "lindau"
-    seq.mkdir(parents=True)
-    gt.mkdir(parents=True)
-    for f in (17, 18, 19):
-        cv2.imwrite(str(seq / f"lindau_000000_{f:06d}_leftImg8bit.png"),
-                    np.full((32, 64, 3), 10 * f, np.uint8))
-    cv2.imwrite(str(gt / "lindau_000000_000019_gtFine_labelTrainIds.png"),
-                np.full((32, 64), 13, np.uint8))
-    args = argparse.Namespace(dataset="cityscapes", data_root=str(frames),
-                              label_root=str(labels), split=None, scales=[32, 64], stride=None)
-    ds = open_dataset(demo_data(args))
-    (snippet,) = ds.test_snippets(3)
-    assert [Path(p).parent for p in snippet.frames] == [seq] * 3
-    res = evaluate_snippets(ds, [snippet], lambda d: np.full(d.shape[2:], 13, np.uint8),
-                            interval=3)
-    assert res["IoU"]["car"] == 1.0 and res["by_distance"][2]["frames"] == 1
-    args.dataset = "camvid"
-    with pytest.raises(ValueError, match="only Cityscapes"):
-        open_dataset(demo_data(args))

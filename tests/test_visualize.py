@@ -5,7 +5,7 @@ import pytest
 
 from accel.dataset.camvid import CAMVID_CLASSES, CAMVID_PALETTE
 from accel.utils.visualize import (Mp4Writer, PredictionWriter, color_labels, count_video_frames,
-                                   line_plot, make_panel)
+                                   make_panel)
 
 
 def test_color_labels_uses_the_palette_in_bgr_and_ignore_is_black():
@@ -66,14 +66,3 @@ def test_prediction_writer_writes_maps_panels_and_video(tmp_path):
     # a: input | DFF | update | Accel | ground truth; b has no ground truth tile.
     assert panel_a.shape[1] > panel_b.shape[1] > 4 * 85
     assert count_video_frames(str(tmp_path / "video.mp4")) == 2
-
-
-def test_line_plot_draws_series_and_rejects_empty_input():
-    img = line_plot({"a": ([1, 2, 3], [50.0, 60.0, float("nan")]), "b": ([1, 3], [40, 45])},
-                    "interval", "mIoU (%)", "t", size=(300, 400))
-    assert img.shape == (300, 400, 3)
-    assert (img != 255).any(axis=2).sum() > 1000
-    logplot = line_plot({"a": ([0.1, 0.5], [1, 2])}, "s", "m", x_log=True)
-    assert logplot.shape == (480, 720, 3)
-    with pytest.raises(ValueError, match="no finite points"):
-        line_plot({"a": ([float("nan")], [1.0])}, "x", "y")

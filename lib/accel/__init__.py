@@ -11,5 +11,10 @@ if "mxnet" not in sys.modules:
     _cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
               else os.cpu_count() or 1)
     os.environ.setdefault("OMP_NUM_THREADS", str(_cores))
+    # mxnet-cu112 links the CUDA 11 libraries of NVIDIA's wheels but cannot find them by
+    # itself: load them by absolute path first (a no-op for the CPU build; README, "GPU").
+    from accel.utils.gpu import preload_cuda_libraries
+
+    preload_cuda_libraries()
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,24 +1,40 @@
-"""Frame-by-frame inference with executors bound once and reused for every frame.
+"""Streaming inference with graphs bound once and reused for every frame.
 
 `BoundGraph` binds one Symbol for one input shape over parameter NDArrays that several
 graphs share (the keyframe and non-key graphs of Accel hold the same weights once).
-`VideoSegmenter` runs Accel/DFF over a stream: keyframe when `idx % interval == 0`, else the
-previous frame's features (keyframe or propagated) are warped by the flow previous -> current
-frame, hop by hop, and corrected by the update branch.
+`VideoSegmenter` runs Accel/DFF over a stream: on a keyframe the keyframe network; on any
+other frame the previous frame's features (keyframe or propagated) are warped by the flow
+previous -> current frame, hop by hop, and corrected by the update branch. Which frames
+are keyframes is the keyframe policy's choice (default: `index % interval == 0`, the
+original). `FrameSegmenter` runs a frame-by-frame DeepLab with the same interface.
+
+Both talk to their networks through output names only: `network.state_output`,
+`network.score_output(key)`, `network.warped_output`, and `network.upsampled` saying
+whether the scores are at input resolution (official graphs) or at stride 16 (the fast CPU
+graphs of dff_deeplab/fast_symbol.py, upsampled here on the host, fused with the argmax).
 """
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 
-from accel.utils.checkpoint import check_params
+from accel.core.upsample import SeparableUpsampler, separable_upsampling_filter
+from accel.symbols.deeplab import SCORES as DEEPLAB_SCORES, deeplab_symbol
+from accel.utils.checkpoint import CheckpointError, check_params
 
 logger = logging.getLogger(__name__)
 
 Shape = Tuple[int, ...]
+
+__all__ = ["BoundGraph", "FrameResult", "FrameSegmenter", "VideoSegmenter", "param_shapes",
+           "share_params"]
+
+# Parameters the released checkpoints hold that no Accel graph reads (DESIGN.md: FlowNet's
+# `Convolution5_scale` map exists in the checkpoint but Accel never uses it).
+KNOWN_UNUSED = ("Convolution5_scale_weight", "Convolution5_scale_bias")
 
 
 def share_params(arg_params: Mapping[str, mx.nd.NDArray], aux_params: Mapping[str, mx.nd.NDArray],
@@ -56,6 +72,10 @@ class BoundGraph:
         else:
             target[:] = value
 
+    def input(self, name: str) -> mx.nd.NDArray:
+        """The bound input array `name` (its current value)."""
+        return self.exe.arg_dict[name]
+
     def forward(self, **inputs) -> Dict[str, mx.nd.NDArray]:
         """Run the graph on the given inputs (others keep their last value)."""
         for name, value in inputs.items():
@@ -75,12 +95,13 @@ def param_shapes(sym: mx.sym.Symbol, input_shapes: Mapping[str, Shape]
 
 @dataclass
 class FrameResult:
-    """What the segmenter returns for one frame."""
+    """What a segmenter returns for one frame."""
 
     pred: np.ndarray                    # (H, W) uint8 class map of the (padded) input
     is_key: bool
     network_s: float                    # forward + argmax + copy to host, seconds
     extras: Dict[str, np.ndarray] = field(default_factory=dict)  # panel class maps
+    observation: Any = None             # what the keyframe policy saw (adaptive policies)
 
 
 def _pick(sym: mx.sym.Symbol, names: Sequence[str]) -> mx.sym.Symbol:
@@ -88,15 +109,51 @@ def _pick(sym: mx.sym.Symbol, names: Sequence[str]) -> mx.sym.Symbol:
     return mx.sym.Group([internals[n] for n in names])
 
 
-class VideoSegmenter:
-    """Runs an `AccelNetwork` over a stream of preprocessed frames (1, 3, H, W).
+def _argmax(scores: mx.nd.NDArray) -> np.ndarray:
+    return mx.nd.argmax(scores, axis=1).asnumpy()[0].astype(np.uint8)
 
-    network: dff_deeplab.symbol.AccelNetwork (any version, 'dff' included).
-    interval: keyframe interval; 1 = the reference DeepLab-101 on every frame.
+
+class FrameSegmenter:
+    """A frame-by-frame DeepLab network (every frame a keyframe): `croped_score` bound once
+    per frame shape; the segmenter interface of accel.core.tester (interval, reset, step).
+    symbol: a cfg.symbol of accel.symbols.versions.DEEPLAB_VERSIONS."""
+
+    interval = 1
+
+    def __init__(self, num_classes: int, arg_params, aux_params, ctx: mx.Context,
+                 source: str = "", symbol: str = "deeplab_resnet_v1_101"):
+        self.sym = deeplab_symbol(symbol, num_classes).get_internals()[DEEPLAB_SCORES]
+        self.args, self.aux = share_params(arg_params, aux_params, ctx)
+        self.ctx, self.source = ctx, source
+        self._graph: Optional[BoundGraph] = None
+
+    def reset(self) -> None:
+        """No state between frames."""
+
+    def step(self, data: np.ndarray) -> FrameResult:
+        """(1, 3, H, W) preprocessed frame -> its (H, W) uint8 class map and timing."""
+        if self._graph is None or self._graph.input("data").shape != data.shape:
+            shapes = {"data": tuple(data.shape)}
+            check_params(param_shapes(self.sym, shapes), self.args, self.aux,
+                         allow_extra=True, source=self.source)
+            self._graph = BoundGraph(self.sym, shapes, self.args, self.aux, self.ctx)
+        t0 = time.perf_counter()
+        pred = _argmax(self._graph.forward(data=data)[DEEPLAB_SCORES])
+        return FrameResult(pred, True, time.perf_counter() - t0)
+
+
+class VideoSegmenter:
+    """Runs an Accel network over a stream of preprocessed frames (1, 3, H, W).
+
+    network: dff_deeplab.symbol.AccelNetwork (any version, 'dff' included), or
+        dff_deeplab.fast_symbol.FastAccelNetwork for the fast CPU graphs, used when the
+        checkpoint allows it (every upsampling kernel the same separable filter; otherwise
+        the official graphs, logged).
+    interval: keyframe interval of the default policy; 1 = the reference DeepLab-101 on
+        every frame.
     panels: also return the warped branch (DFF) and update-branch class maps of non-key
-        frames, for side-by-side pictures.
-    fast: use the fast CPU graphs (`AccelNetwork(fast=True)`) when the checkpoint allows it
-        (every upsampling kernel the same separable filter); otherwise fall back, logged.
+        frames, for side-by-side pictures (official graphs only).
+    fast: optional check that `network` is the fast one (True raises for an official one).
     original_io: do each frame's host work as the original demo did (a fresh input array,
         the full score map copied to the host, argmax in NumPy), for benchmarks.
     int8_calibration: preprocessed frames (1, 3, H, W) of one shape: run trunks in INT8,
@@ -104,13 +161,16 @@ class VideoSegmenter:
         not zero: measure it.
     int8_scope: 'key' quantizes the keyframe trunk; 'all' also the flow network and the
         update branch (calibrated by running the float graphs over the frames in order).
+    policy: a keyframe policy (accel.core.keyframes); None = `index % interval == 0`.
+    allow_extra: accept checkpoint parameters that no graph of this version reads (logged);
+        by default they are an error naming each one (e.g. a checkpoint of another version).
     """
 
     def __init__(self, network, arg_params, aux_params, interval: int = 5,
                  ctx: Optional[mx.Context] = None, panels: bool = False, source: str = "",
-                 fast: bool = False, original_io: bool = False,
+                 fast: Optional[bool] = None, original_io: bool = False,
                  int8_calibration: Optional[Sequence[np.ndarray]] = None,
-                 int8_scope: str = "key"):
+                 int8_scope: str = "key", policy=None, allow_extra: bool = False):
         if int(interval) < 1:
             raise ValueError("keyframe interval must be >= 1, got %r" % (interval,))
         self.interval = int(interval)
@@ -118,9 +178,15 @@ class VideoSegmenter:
         self.panels = panels
         self.source = source
         self.original_io = original_io
+        self.policy = policy
+        self.allow_extra = allow_extra
         self.args, self.aux = share_params(arg_params, aux_params, self.ctx)
+        if fast and not network.fast:
+            raise ValueError("fast=True needs the fast CPU graphs: pass "
+                             "dff_deeplab.fast_symbol.FastAccelNetwork(...) as the network")
+        self.official = network.official()
         self.upsample_filter = None
-        if fast:
+        if network.fast:
             if self.ctx.device_type != "cpu":
                 raise ValueError("the fast path runs on the CPU; use fast=False on %s" % self.ctx)
             if panels:
@@ -142,52 +208,86 @@ class VideoSegmenter:
         self.int8_calibration = int8_calibration
         self.int8_scope = int8_scope
         self._int8 = None   # {graph: (symbol, args, aux)} once quantized
-        network = network.variant(fast=self.fast)
-        self.network = network
-        self.args.update({k: v.as_in_context(self.ctx)
-                          for k, v in network.derived_params(self.args).items()})
-        v = network.version
-        self.state_name = network.state_name + "_output"
-        self.key_score = network.score_name(key=True) + "_output"
-        self.cur_score = network.score_name(key=False) + "_output"
-        self.score_bias = {key: network.score_bias(self.args, key) for key in (True, False)}
-        cur_outputs = ["warping_feat_output", self.cur_score]
-        self.panel_names = {}
-        if panels and v.fusion == "score":
-            self.panel_names = {"dff": "croped_score_output",
-                                "update": v.head_prefix + "croped_score_output"}
-        cur_outputs += list(self.panel_names.values())
-        self.key_sym = _pick(network.key_test(), [self.state_name, self.key_score])
-        self.cur_sym = _pick(network.cur_test(), cur_outputs)
+        self.network = network if self.fast else self.official
+        self.score_bias = None  # {is_key: bias or None}, once the parameters are checked
         self._key: Optional[BoundGraph] = None
         self._cur: Optional[BoundGraph] = None
         self._upsampler: Optional[SeparableUpsampler] = None
         self._shape: Optional[Shape] = None
         self.index = 0
+        self.age = 0
+        self._next_key = True
+
+    # -- graphs -------------------------------------------------------------------------
+    def _outputs(self, key: bool) -> Sequence[str]:
+        net = self.network
+        if key:
+            return [net.state_output, net.score_output(True)]
+        names = [net.warped_output, net.score_output(False)]
+        if self.panels:
+            names += list(net.branch_outputs().values())
+        if self.policy is not None:
+            names += [net.flow_output, net.warped_scores_output]
+            if net.update_scores_output():
+                names.append(net.update_scores_output())
+        return list(dict.fromkeys(names))
+
+    def _input_shapes(self, sym_key, shape: Shape, network=None):
+        """Input shapes of the keyframe and non-key graphs for frames of `shape`."""
+        name = (network or self.network).state_output
+        state = tuple(sym_key.get_internals()[name].infer_shape(data=shape)[1][0])
+        return {"data": shape}, {"data": shape, "data_key": shape, "feat_key": state}
+
+    def _check(self, shape: Shape) -> None:
+        """Check the checkpoint against the official graphs, before anything is derived."""
+        net = self.official
+        key_sym = _pick(net.key_test(), [net.state_output, net.score_output(True)])
+        cur_sym = net.cur_test()
+        key_inputs, cur_inputs = self._input_shapes(key_sym, shape, net)
+        try:
+            _, out_shapes, _ = cur_sym.infer_shape(**cur_inputs)
+        except mx.base.MXNetError as err:
+            raise ValueError(_stride_hint(shape, err)) from None
+        warped = cur_sym.list_outputs().index(net.warped_output)
+        if tuple(out_shapes[warped]) != cur_inputs["feat_key"]:
+            raise ValueError(_stride_hint(shape, "flow grid %s != feature grid %s"
+                                          % (tuple(out_shapes[warped][2:]),
+                                             cur_inputs["feat_key"][2:])))
+        key_args, key_aux = param_shapes(key_sym, key_inputs)
+        cur_args, cur_aux = param_shapes(cur_sym, cur_inputs)
+        want = ({**key_args, **cur_args}, {**key_aux, **cur_aux})
+        check_params(want, self.args, self.aux, allow_extra=True, source=self.source)
+        extra = sorted(n for n in self.args if n not in want[0] and n not in KNOWN_UNUSED
+                       and not n.startswith("_folded_"))
+        extra += sorted("aux:" + n for n in self.aux if n not in want[1])
+        if extra and not self.allow_extra:
+            raise CheckpointError(
+                "%s holds %d parameter(s) that %s does not use: %s; is it a checkpoint of "
+                "another version? (accept them with --allow-extra-params)"
+                % (self.source or "the checkpoint", len(extra), net.version.method,
+                   ", ".join(extra[:12]) + (" ..." if len(extra) > 12 else "")))
+        if extra:
+            logger.warning("%s: %d parameter(s) not used by %s (ignored): %s",
+                           self.source or "checkpoint", len(extra), net.version.method,
+                           ", ".join(extra[:12]))
 
     def _bind(self, shape: Shape) -> None:
         """Bind both graphs for frames of `shape` (once; a new shape rebinds, logged)."""
         if self._shape is not None:
             logger.info("frame shape changed from %s to %s: rebinding", self._shape, shape)
-        key_inputs, cur_inputs = self._input_shapes(shape)
-        feat_shape = cur_inputs["feat_key"]
-        try:
-            _, out_shapes, _ = self.cur_sym.infer_shape(**cur_inputs)
-        except mx.base.MXNetError as err:
-            raise ValueError(_stride_hint(shape, err)) from None
-        if tuple(out_shapes[0]) != feat_shape:
-            raise ValueError(_stride_hint(shape, "flow grid %s != feature grid %s"
-                                          % (tuple(out_shapes[0][2:]), feat_shape[2:])))
-        # One check over both graphs, so every missing or mis-shaped parameter is listed.
-        key_args, key_aux = param_shapes(self.key_sym, key_inputs)
-        cur_args, cur_aux = param_shapes(self.cur_sym, cur_inputs)
-        check_params(({**key_args, **cur_args}, {**key_aux, **cur_aux}), self.args, self.aux,
-                     allow_extra=True, source=self.source)
+        self._check(shape)
+        if self.score_bias is None:
+            self.args.update({k: v.as_in_context(self.ctx)
+                              for k, v in self.network.derived_params(self.args).items()})
+            self.score_bias = {key: self.network.score_bias(self.args, key)
+                               for key in (True, False)}
+        key_sym = _pick(self.network.key_test(), self._outputs(True))
+        cur_sym = _pick(self.network.cur_test(), self._outputs(False))
+        key_inputs, cur_inputs = self._input_shapes(key_sym, shape)
         if self.int8_calibration is not None and self._int8 is None:
-            self._int8 = self._quantize()
+            self._int8 = self._quantize(key_sym, cur_sym)
         graphs = {}
-        for name, sym, inputs in (("key", self.key_sym, key_inputs),
-                                  ("cur", self.cur_sym, cur_inputs)):
+        for name, sym, inputs in (("key", key_sym, key_inputs), ("cur", cur_sym, cur_inputs)):
             if self._int8 and name in self._int8:
                 qsym, qargs, qaux = self._int8[name]
                 graphs[name] = BoundGraph(qsym, inputs, qargs, qaux, self.ctx,
@@ -198,155 +298,97 @@ class VideoSegmenter:
         self._shape = shape
         if self.fast:
             self._upsampler = SeparableUpsampler(self.upsample_filter, shape[2:],
-                                                 feat_shape[2:])
+                                                 cur_inputs["feat_key"][2:])
 
-    def _input_shapes(self, shape: Shape) -> Tuple[Dict[str, Shape], Dict[str, Shape]]:
-        """Input shapes of the keyframe and non-key graphs for frames of `shape`."""
-        state = tuple(self.key_sym.get_internals()[self.state_name].infer_shape(
-            data=shape)[1][0])
-        return {"data": shape}, {"data": shape, "data_key": shape, "feat_key": state}
-
-    def _quantize(self) -> Dict[str, Tuple]:
+    def _quantize(self, key_sym, cur_sym) -> Dict[str, Tuple]:
         """INT8 graphs calibrated on `int8_calibration` ('key', and 'cur' for scope 'all')."""
         from accel.core.quantize import quantize_graph
 
         keep = self.network.float32_layers
         frames = list(self.int8_calibration)
-        out = {"key": quantize_graph(self.key_sym, self.args, self.aux,
+        out = {"key": quantize_graph(key_sym, self.args, self.aux,
                                      [{"data": f} for f in frames], keep)}
-        if self.int8_scope == "all" and self.interval > 1:
+        if self.int8_scope == "all" and (self.interval > 1 or self.policy is not None):
             # The non-key graph's inputs as the stream gives them: float graphs run over the
             # calibration frames in order, the state propagated hop by hop.
-            key_inputs, cur_inputs = self._input_shapes(tuple(frames[0].shape))
-            key = BoundGraph(self.key_sym, key_inputs, self.args, self.aux, self.ctx)
-            cur = BoundGraph(self.cur_sym, cur_inputs, self.args, self.aux, self.ctx)
-            feat = key.forward(data=frames[0])[self.state_name].asnumpy()
+            key_inputs, cur_inputs = self._input_shapes(key_sym, tuple(frames[0].shape))
+            key = BoundGraph(key_sym, key_inputs, self.args, self.aux, self.ctx)
+            cur = BoundGraph(cur_sym, cur_inputs, self.args, self.aux, self.ctx)
+            feat = key.forward(data=frames[0])[self.network.state_output].asnumpy()
             samples = []
             for prev, frame in zip(frames, frames[1:]):
                 samples.append({"data": frame, "data_key": prev, "feat_key": feat})
-                feat = cur.forward(**samples[-1])["warping_feat_output"].asnumpy()
-            out["cur"] = quantize_graph(self.cur_sym, self.args, self.aux, samples, keep)
+                feat = cur.forward(**samples[-1])[self.network.warped_output].asnumpy()
+            out["cur"] = quantize_graph(cur_sym, self.args, self.aux, samples, keep)
         return out
 
+    # -- the stream ---------------------------------------------------------------------
     def reset(self) -> None:
         """Start a new sequence: the next frame is a keyframe."""
         self.index = 0
+        self.age = 0
+        self._next_key = True
+        if self.policy is not None:
+            self.policy.reset()
+
+    def _is_key(self) -> bool:
+        if self.policy is None:
+            return self.index % self.interval == 0
+        return self.index == 0 or self._next_key
 
     def step(self, data: np.ndarray, is_key: Optional[bool] = None) -> FrameResult:
-        """Segment the next frame. `is_key` defaults to `index % interval == 0`."""
+        """Segment the next frame. `is_key` defaults to the policy's choice."""
         shape = tuple(data.shape)
         if shape != self._shape:
             self._bind(shape)
-            if self.index % self.interval != 0 and is_key is None:
+            if self.index != 0 and is_key is None and not self._is_key():
                 raise ValueError("frame shape changed inside a key interval")
         if is_key is None:
-            is_key = self.index % self.interval == 0
+            is_key = self._is_key()
         t0 = time.perf_counter()
-        extras = {}
         if self.original_io:
             data = mx.nd.array(data, ctx=self.ctx)
         graph = self._key if is_key else self._cur
         out = graph.forward(data=data)
-        feat = out[self.state_name if is_key else "warping_feat_output"]
-        scores = out[self.key_score if is_key else self.cur_score]
-        if self.fast:
+        net = self.network
+        feat = out[net.state_output if is_key else net.warped_output]
+        scores = out[net.score_output(is_key)]
+        if not net.upsampled:
             pred_np = self._upsampler.labels(scores.asnumpy()[0], self.score_bias[is_key])
         elif self.original_io:
             pred_np = scores.asnumpy().argmax(axis=1)[0].astype(np.uint8)
         else:
-            pred_np = mx.nd.argmax(scores, axis=1).asnumpy()[0].astype(np.uint8)
+            pred_np = _argmax(scores)
         network_s = time.perf_counter() - t0
+        extras = {}
         if not is_key:
-            for panel, name in self.panel_names.items():
-                extras[panel] = mx.nd.argmax(out[name], axis=1).asnumpy()[0].astype(np.uint8)
+            extras = {panel: _argmax(out[name])
+                      for panel, name in net.branch_outputs().items() if name in out}
         # The new state: this frame and its (key or propagated) features.
-        self._cur.set_input("data_key", self._key.exe.arg_dict["data"] if is_key
-                            else self._cur.exe.arg_dict["data"])
+        self._cur.set_input("data_key", graph.input("data"))
         self._cur.set_input("feat_key", feat)
+        self.age = 0 if is_key else self.age + 1
+        observation = None
+        if self.policy is not None:
+            observation = self._observe(out, is_key)
+            self._next_key = bool(self.policy.next_is_key(observation))
         self.index += 1
-        return FrameResult(pred_np, is_key, network_s, extras)
+        return FrameResult(pred_np, is_key, network_s, extras, observation)
 
+    def _observe(self, out: Mapping[str, mx.nd.NDArray], is_key: bool):
+        """What the policy sees of this frame: flow and branch scores at stride 16."""
+        from accel.core.keyframes import FrameObservation
 
-def separable_upsampling_filter(arg_params: Mapping[str, mx.nd.NDArray]) -> Optional[np.ndarray]:
-    """The 1-D filter k if every `*upsampling_weight` (the heads' fixed x16 kernels, not the
-    learned `feat_upsampling`) is outer(k, k) for every class, else None."""
-    kernels = [v.asnumpy() for k, v in arg_params.items()
-               if k.endswith("upsampling_weight") and not k.endswith("feat_upsampling_weight")]
-    if not kernels:
-        return None
-    first = kernels[0][0, 0].astype(np.float64)
-    total = first.sum()
-    if total <= 0:
-        return None
-    k1 = first.sum(axis=1) / np.sqrt(total)
-    if not np.allclose(np.outer(k1, k1), first, rtol=0, atol=1e-7):
-        return None
-    if any(not np.array_equal(kern, np.broadcast_to(kernels[0][0, 0], kern.shape))
-           for kern in kernels):
-        return None
-    return k1.astype(np.float32)
+        def host(name):
+            return out[name].asnumpy()[0] if name in out else None
 
-
-def upsampling_matrix(k1: np.ndarray, n_out: int, n_in: int, stride: int = 16,
-                      offset: int = 8) -> np.ndarray:
-    """(n_out, n_in) matrix A with A @ s equal, along one axis, to the transposed convolution
-    (kernel len(k1), `stride`) of s cropped at `offset` to n_out samples."""
-    a = np.zeros((n_out, n_in), np.float32)
-    for i in range(n_in):
-        for y in range(max(0, stride * i - offset), min(n_out, stride * i - offset + len(k1))):
-            a[y, i] = k1[y + offset - stride * i]
-    return a
-
-
-class SeparableUpsampler:
-    """The heads' fixed x16 `upsampling` + `croped_score`, for a kernel outer(k1, k1) shared
-    by every class, applied on the host to stride-16 scores (C, h, w):
-    up(s)_c = R @ s_c @ C with R (H, h), C (w, W) from `upsampling_matrix`.
-
-    `labels` fuses it with the argmax (accel.cython.upsample_cy): each output row mixes a
-    few rows of s_c @ C, so the (C, H, W) score volume is never built; `scores` builds it.
-    `bias` (C,), when given, is added after upsampling (the score-level fusion's bias).
-    """
-
-    def __init__(self, k1: np.ndarray, out_hw: Tuple[int, int], in_hw: Tuple[int, int]):
-        from accel.cython import upsample_cy  # the fast path needs the compiled kernels
-        self._kernel = upsample_cy.upsample_argmax
-        self.out_hw, self.in_hw = tuple(out_hw), tuple(in_hw)
-        self.rows = upsampling_matrix(k1, out_hw[0], in_hw[0])
-        self.cols = np.ascontiguousarray(upsampling_matrix(k1, out_hw[1], in_hw[1]).T)
-        taps = max(1, int((self.rows != 0).sum(axis=1).max()))
-        self.row_index = np.zeros((out_hw[0], taps), np.int32)
-        self.row_weight = np.zeros((out_hw[0], taps), np.float32)
-        for y, row in enumerate(self.rows):
-            nz = np.flatnonzero(row)
-            self.row_index[y, :nz.size], self.row_weight[y, :nz.size] = nz, row[nz]
-
-    def _columns(self, low: np.ndarray) -> np.ndarray:
-        low = np.asarray(low, np.float32)
-        if low.ndim != 3 or low.shape[1:] != self.in_hw:
-            raise ValueError("expected scores (C, %d, %d), got %s" % (self.in_hw + (low.shape,)))
-        c, h, _ = low.shape
-        return (low.reshape(c * h, -1) @ self.cols).reshape(c, h, -1)
-
-    @staticmethod
-    def _bias(bias, num_classes: int) -> np.ndarray:
-        if bias is None:
-            return np.zeros(num_classes, np.float32)
-        return np.ascontiguousarray(np.asarray(bias, np.float32).reshape(num_classes))
-
-    def scores(self, low: np.ndarray, bias=None) -> np.ndarray:
-        """Upsampled scores (C, H, W) float32."""
-        cols = self._columns(low)
-        out = np.einsum("yh,chx->cyx", self.rows, cols, optimize=True)
-        return out + self._bias(bias, low.shape[0])[:, None, None]
-
-    def labels(self, low: np.ndarray, bias=None) -> np.ndarray:
-        """argmax over classes of `scores(low, bias)`, (H, W) uint8, computed row by row."""
-        cols = self._columns(low)
-        labels = np.empty(self.out_hw, np.uint8)
-        self._kernel(cols, self.row_index, self.row_weight, self._bias(bias, low.shape[0]),
-                     labels)
-        return labels
+        flow = host(self.network.flow_output)
+        update = self.network.update_scores_output()
+        return FrameObservation(
+            index=self.index, is_key=is_key, age=self.age,
+            flow=None if is_key or flow is None else flow * 2.5,  # DFF's scaling (DESIGN.md)
+            warped_scores=None if is_key else host(self.network.warped_scores_output),
+            update_scores=None if is_key or not update else host(update))
 
 
 def _stride_hint(shape: Shape, err) -> str:

@@ -1,0 +1,378 @@
+"""The demos' command lines: flags, data sources, model choice, and the demo run itself.
+
+`accel_demo` (dff_deeplab/demo.py) and `deeplab_demo` (deeplab/demo.py) share every flag
+but `--version/--interval`. A frame's way: `run_demo` opens the data (`open_dataset`, or
+`VideoFrames` for `--video`), the evaluation loop of accel.core.tester reads and
+preprocesses it, the segmenter (accel.core.inference) segments it, and the writer
+(accel.utils.visualize.PredictionWriter) draws it; results go to `--output`.
+
+The data a demo reads is chosen in accel.cli.data (configs and flag overrides, one merge
+path).
+"""
+import argparse
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from accel.cli import REPO_ROOT, repo_path
+from accel.cli.data import DATA_SOURCES, DemoData, calibration_frames, demo_data, open_dataset
+from accel.config import load_config, parse_gpus
+from accel.core.tester import (evaluate_snippets, format_pct, metrics_table, segment_video,
+                               select_snippets)
+from accel.core.timing import timing_table
+from accel.dataset import VideoFrames
+from accel.symbols.versions import (ACCEL_VERSIONS, DEEPLAB_VERSIONS, REFERENCE, Version,
+                                    get_version, version_of_symbol)
+from accel.utils.checkpoint import CheckpointError, load_checkpoint, params_path
+from accel.utils.device import pick_context
+from accel.utils.io import write_json, write_text
+from accel.utils.visualize import PredictionWriter
+
+logger = logging.getLogger("accel.demo")
+
+# What a demo writes into --output; a re-run removes these first (and nothing else).
+DEMO_OUTPUTS = ("metrics.json", "results.md", "timing.md", "video.mp4", "maps", "panels")
+SAMPLE_CFG = "experiments/dff_deeplab/cfgs/accel_18_camvid_sample.yaml"
+ACCEL_TRAIN_RUNNER = "experiments/dff_deeplab/dff_deeplab_end2end_train_test.py"
+DEEPLAB_TRAIN_RUNNER = "experiments/deeplab/deeplab_train_test.py"
+
+
+# ---------------------------------------------------------------------------- flags
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags for the labelled data, the protocol and the device (demos, table script)."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=sorted(DATA_SOURCES), default=None,
+                      help="data set (default: the --cfg's, else camvid = the bundled clip)")
+    data.add_argument("--data-root", default=None,
+                      help="data set folder (Cityscapes: holds leftImg8bit_sequence/; CamVid: "
+                           "the SegNet layout <split>/ + <split>annot/); default "
+                           "sample_data/camvid or data/cityscapes")
+    data.add_argument("--label-root", default=None,
+                      help="Cityscapes only: folder holding gtFine/ when it is not the data "
+                           "root (the original's path_demo_labels)")
+    data.add_argument("--split", default=None, help="test split (default: val)")
+    data.add_argument("--scales", type=int, nargs=2, metavar=("SHORT", "MAX_LONG"),
+                      default=None, help="resize: short side, max long side (default: "
+                                         "the data set's native size)")
+    data.add_argument("--stride", type=int, default=None,
+                      help="pad frames to a multiple of this (default 32 CamVid, 0 Cityscapes)")
+    data.add_argument("-e", "--num_ex", type=int, default=None,
+                      help="labelled frames to evaluate (default 10, as the original; 0 = all);"
+                           " with --video, frames to segment (default all)")
+    data.add_argument("--avg", action="store_true",
+                      help="average over every keyframe offset instead of the worst case")
+    dev = parser.add_mutually_exclusive_group()
+    dev.add_argument("--gpu", type=int, default=None, metavar="N", help="run on GPU N")
+    dev.add_argument("--cpu", action="store_true",
+                     help="run on the CPU (the default when no GPU is present)")
+    parser.add_argument("--serial", action="store_true",
+                        help="read and write on the main thread (no overlap with the network)")
+    parser.add_argument("--mxnet-version", default=None, metavar="NAME",
+                        help="MXNet package to import (default: the --cfg's MXNET_VERSION, "
+                             "else the installed one); see external/mxnet/README.md")
+    parser.add_argument("--allow-extra-params", action="store_true",
+                        help="accept checkpoint parameters that the network does not use "
+                             "(default: an error naming them)")
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """How Accel/DFF run on the CPU: the fast path (default), the official graphs, INT8."""
+    speed = parser.add_argument_group("speed (CPU)")
+    speed.add_argument("--reference-path", action="store_true",
+                       help="run the official graphs as the original demo does (default on "
+                            "the CPU: the fast path, same results up to float rounding)")
+    speed.add_argument("--int8", default=None, metavar="FOLDER",
+                       help="run the keyframe trunk in INT8, calibrated on images of FOLDER "
+                            "(e.g. training frames); this changes the accuracy: measure it")
+    speed.add_argument("--int8-frames", type=int, default=8, metavar="N",
+                       help="calibration images taken evenly from --int8 FOLDER (default 8)")
+    speed.add_argument("--int8-scope", choices=("key", "all"), default="key",
+                       help="key: the keyframe trunk only (default); all: also the flow "
+                            "network and the update branch")
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text}: expected a number > 0")
+        return value
+    return parse
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags both demos share: data, video, model, device, outputs, protocol."""
+    add_data_arguments(parser)
+    parser.add_argument("--video", default=None, metavar="FILE_OR_FOLDER",
+                        help="segment a video file (any container OpenCV reads) or a folder "
+                             "of frames instead; no labels needed")
+    parser.add_argument("--partial-video", action="store_true",
+                        help="with --video: accept a file that decodes fewer frames than it "
+                             "announces (default: an error after the frames it has)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--cfg", default=None,
+                       help="experiment yaml: its data set, scales and the checkpoint its "
+                            "training run writes (epoch TEST.test_epoch)")
+    model.add_argument("--model", default=None, metavar="PREFIX",
+                       help="checkpoint prefix: loads PREFIX-%%04d.params (epoch --epoch)")
+    model.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default 0)")
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--output", default=None, metavar="DIR",
+                     help="output folder (default output/demo/<method>_<data>_i<interval>); "
+                          "a re-run replaces the demo's own files there")
+    out.add_argument("--panels", action="store_true",
+                     help="also write side-by-side panels (input | DFF | update | output | "
+                          "ground truth) per frame")
+    out.add_argument("--save-frames", action="store_true",
+                     help="with --video: also write a coloured map per frame")
+    out.add_argument("--no-video", action="store_true", help="do not write the mp4")
+    out.add_argument("--fps", type=_positive(float), default=None,
+                     help="frame rate of the mp4 (default: the source's)")
+    out.add_argument("--tile-height", type=_positive(int), default=None,
+                     help="height of each panel tile in pixels (default: the frame's, at "
+                          "most 360)")
+    out.add_argument("--consistency", action="store_true",
+                     help="measure temporal consistency of consecutive predictions "
+                          "(accel.core.consistency)")
+
+
+def speed_options(args: argparse.Namespace, data: DemoData, ctx) -> Dict[str, Any]:
+    """{'fast': bool, 'int8_calibration', 'int8_scope'} from the speed flags."""
+    panels = getattr(args, "panels", False)
+    fast = ctx.device_type == "cpu" and not args.reference_path and not panels
+    if args.int8 is not None and not fast:
+        why = ("--reference-path" if args.reference_path else "--panels" if panels
+               else f"the device {ctx}")
+        raise ValueError(f"--int8 runs on the fast CPU path, which {why} rules out")
+    if panels and ctx.device_type == "cpu" and not args.reference_path:
+        logger.info("--panels: running the official graphs (the fast path keeps no "
+                    "per-branch scores)")
+    calib = (calibration_frames(args.int8, data, args.int8_frames)
+             if args.int8 is not None else None)
+    return {"fast": fast, "int8_calibration": calib, "int8_scope": args.int8_scope}
+
+
+@dataclass(frozen=True)
+class Builders:
+    """The Accel graph builders a runner hands to the command line: the official graphs
+    (dff_deeplab.symbol.AccelNetwork) and the fast CPU ones (dff_deeplab.fast_symbol)."""
+
+    official: Any
+    fast: Any
+
+    def network(self, version: str, num_classes: int, warp_op: str = "builtin",
+                fast: bool = False):
+        """The official (or fast CPU) graphs of an Accel version."""
+        return (self.fast if fast else self.official)(version, num_classes, warp_op)
+
+
+# ---------------------------------------------------------------------------- model
+def choose_model(args: argparse.Namespace, cfg, cfg_path: Optional[str], row: Version,
+                 runner: str) -> Tuple[str, int, str]:
+    """(checkpoint prefix, epoch, where the file comes from): --model, else the --cfg's
+    training run (epoch TEST.test_epoch unless --epoch), else the row's official file."""
+    if args.model:
+        return args.model, args.epoch or 0, "--model"
+    if cfg is not None:
+        from accel.utils.paths import run_prefix
+        epoch = cfg.TEST.test_epoch if args.epoch is None else args.epoch
+        prefix = run_prefix(cfg.output_path, cfg_path, cfg.dataset.image_set,
+                            cfg.TRAIN.model_prefix)
+        return prefix, epoch, f"the training run of {cfg_path}: python {runner} --cfg {cfg_path}"
+    return repo_path(row.official), args.epoch or 0, row.source
+
+
+def load_model(prefix: str, epoch: int, origin: str) -> Tuple[Dict, Dict]:
+    """Load `prefix-%04d.params`; a missing file names itself and where it comes from."""
+    try:
+        params = load_checkpoint(prefix, epoch)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}\nThis model comes from {origin}.") from None
+    logger.info("model %s (%s)", params_path(prefix, epoch), origin)
+    return params
+
+
+def load_config_file(path: Optional[str]):
+    """(cfg, path) of --cfg, or (None, None)."""
+    if path is None:
+        return None, None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--cfg {path}: file not found")
+    return load_config(path), path
+
+
+# --------------------------------------------------------------------------- outputs
+def default_output_dir(slug: str, data: DemoData, interval: int, video: Optional[str],
+                       avg: bool = False) -> str:
+    """output/demo/<method>_<data set or video name>_i<interval>[_avg]."""
+    source = (os.path.splitext(os.path.basename(os.path.normpath(video)))[0] if video
+              else f"{data.name}_{data.split}")
+    return os.path.join("output", "demo", f"{slug}_{source}_i{interval}{'_avg' if avg else ''}")
+
+
+def prepare_output_dir(out_dir: str) -> str:
+    """Create `out_dir`, removing a previous demo's own files there (and nothing else)."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise NotADirectoryError(f"--output {out_dir}: is a file; expected a folder")
+    os.makedirs(out_dir, exist_ok=True)
+    old = [n for n in DEMO_OUTPUTS if os.path.exists(os.path.join(out_dir, n))]
+    for name in old:
+        path = os.path.join(out_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    if old:
+        logger.info("%s: replaced the previous demo's %s", out_dir, ", ".join(old))
+    return out_dir
+
+
+def run_demo(args: argparse.Namespace, data: DemoData, segmenter, interval: int, method: str,
+             branches: bool, out_dir: str, info: Dict[str, Any]) -> Dict[str, Any]:
+    """Run a demo on the labelled split (or --video) and write every output to `out_dir`.
+
+    Writes metrics.json, timing.md, results.md (evaluation), maps/, panels/ (--panels) and
+    video.mp4; returns the metrics dict. `info` (model, method, ...) is stored in
+    metrics.json.
+    """
+    if interval < 1:
+        raise ValueError(f"--interval must be >= 1, got {interval}")
+    video_src = (VideoFrames(args.video, max_frames=args.num_ex or None,
+                             allow_partial=args.partial_video) if args.video else None)
+    prepare_output_dir(out_dir)
+    fps = args.fps or (video_src.fps if video_src is not None and video_src.fps > 0
+                       else data.fps)
+    writer = PredictionWriter(
+        out_dir, data.palette, data.class_names, method, branches=branches and args.panels,
+        save_maps=video_src is None or args.save_frames, save_panels=args.panels,
+        video=None if args.no_video else os.path.join(out_dir, "video.mp4"), fps=fps,
+        tile_height=args.tile_height)
+    threaded = not args.serial
+    try:
+        if video_src is not None:
+            results = segment_video(video_src, segmenter.step, segmenter.reset,
+                                    data.pixel_means, data.scales, data.stride, interval,
+                                    writer, args.consistency, threaded=threaded,
+                                    total=len(video_src))
+            results["source"] = args.video
+        else:
+            dataset = open_dataset(data)
+            num_ex = 10 if args.num_ex is None else args.num_ex
+            snippets = select_snippets(dataset.test_snippets(interval, avg=args.avg), num_ex)
+            results = evaluate_snippets(dataset, snippets, segmenter.step, segmenter.reset,
+                                        method, interval, writer, args.consistency,
+                                        threaded=threaded)
+            results["source"] = f"{data.name} {data.split} ({data.root})"
+            results["protocol"] = "average over offsets" if args.avg else "worst case"
+    except BaseException:
+        writer.abort()
+        raise
+    results["outputs"] = writer.close()
+    results.update(info, method=method, interval=interval, scales=data.scales,
+                   stride=data.stride)
+    write_json(os.path.join(out_dir, "metrics.json"), results)
+    table = timing_table(results["timing"])
+    write_text(os.path.join(out_dir, "timing.md"), table)
+    text = f"## {method}, interval {interval}: {results['source']}\n\n"
+    if video_src is None:
+        text += metrics_table(results) + "\n\n"
+    if "consistency" in results:
+        c = results["consistency"]
+        text += ("Temporal consistency %s%% (raw agreement %s%%, %d pairs)\n\n"
+                 % (format_pct(c["consistency"]), format_pct(c["raw_agreement"]), c["pairs"]))
+    text += table
+    write_text(os.path.join(out_dir, "results.md"), text)
+    logger.info("results in %s\n%s", out_dir, text)
+    return results
+
+
+def _context(args: argparse.Namespace, cfg):
+    return pick_context(cpu=args.cpu, gpu=args.gpu,
+                        cfg_gpu_ids=parse_gpus(cfg.gpus) if cfg is not None else ())
+
+
+# ----------------------------------------------------------------------------- demos
+def accel_parser(description: str) -> argparse.ArgumentParser:
+    """dff_deeplab/demo.py's command line."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("-v", "--version", choices=list(ACCEL_VERSIONS), default=None,
+                        help="Accel version (update branch), or dff for Deep Feature Flow "
+                             "(default: the --cfg's symbol, else 18)")
+    parser.add_argument("-i", "--interval", type=int, default=None,
+                        help="keyframe interval; 1 = DeepLab-101 on every frame (default: the "
+                             "--cfg's TEST.KEY_INTERVAL, else 1 as the original)")
+    add_demo_arguments(parser)
+    add_speed_arguments(parser)
+    return parser
+
+
+def accel_demo(argv: Optional[Sequence[str]], builders: Builders,
+               description: str = "") -> Dict[str, Any]:
+    """The Accel / DFF demo (dff_deeplab/demo.py); returns what metrics.json holds."""
+    args = accel_parser(description).parse_args(argv)
+    cfg_path = args.cfg
+    if cfg_path is None and args.model is None and (args.dataset or "camvid") == "camvid":
+        cfg_path = os.path.join(REPO_ROOT, SAMPLE_CFG)
+    cfg, cfg_path = load_config_file(cfg_path)
+    row = get_version(args.version) if args.version else (
+        version_of_symbol(cfg.symbol) if cfg is not None else get_version("18"))
+    if row.family != "accel":
+        raise ValueError(f"{cfg_path}: symbol = {cfg.symbol!r} is not an Accel/DFF network; "
+                         f"run deeplab/demo.py for it")
+    interval = args.interval if args.interval is not None else (
+        cfg.TEST.KEY_INTERVAL if cfg is not None else 1)
+    if interval < 1:
+        raise ValueError(f"--interval must be >= 1, got {interval}")
+    data = demo_data(args, cfg)
+    if data.stride % 32:
+        raise ValueError(f"--stride {data.stride}: Accel needs frames padded to a multiple of "
+                         f"32 (or 0 for sizes that already are), so that the flow network and "
+                         f"the ResNet give the same grid")
+    prefix, epoch, origin = choose_model(args, cfg, cfg_path, row, ACCEL_TRAIN_RUNNER)
+    arg_params, aux_params = load_model(prefix, epoch, origin)
+    ctx = _context(args, cfg)
+    speed = speed_options(args, data, ctx)
+    network = builders.network(row.name, data.num_classes,
+                               cfg.network.WARP_OP if cfg is not None else "builtin",
+                               speed.pop("fast"))
+    source = params_path(prefix, epoch)
+    from accel.core.inference import VideoSegmenter
+    segmenter = VideoSegmenter(network, arg_params, aux_params, interval, ctx=ctx,
+                               panels=args.panels, source=source,
+                               allow_extra=args.allow_extra_params or row.name == "dff",
+                               **speed)
+    method = REFERENCE.method if interval == 1 else row.method
+    slug = f"{REFERENCE.slug}-{row.slug}" if interval == 1 else row.slug
+    out_dir = args.output or default_output_dir(slug, data, interval, args.video, args.avg)
+    info = {"model": source, "version": row.name, "cfg": cfg_path, "device": str(ctx),
+            "path": "fast" if segmenter.fast else "reference", "int8": args.int8}
+    try:
+        return run_demo(args, data, segmenter, interval, method,
+                        row.fusion == "score", out_dir, info)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}\nModel {source} ({origin}) does not fit Accel version "
+                              f"{row.name} with {data.num_classes} classes ({data.name}).") \
+            from None
+
+
+def deeplab_demo(argv: Optional[Sequence[str]] = None, description: str = "") -> Dict[str, Any]:
+    """The frame-by-frame DeepLab demo (deeplab/demo.py); returns what metrics.json holds."""
+    parser = argparse.ArgumentParser(description=description)
+    add_demo_arguments(parser)
+    args = parser.parse_args(argv)
+    cfg, cfg_path = load_config_file(args.cfg)
+    symbol = cfg.symbol if cfg is not None else "deeplab_resnet_v1_101"
+    if symbol not in DEEPLAB_VERSIONS:
+        raise ValueError(f"{cfg_path}: symbol = {symbol!r} is not a frame-by-frame DeepLab; "
+                         f"expected one of {sorted(DEEPLAB_VERSIONS)} (Accel models: "
+                         f"dff_deeplab/demo.py)")
+    row = DEEPLAB_VERSIONS[symbol]
+    data = demo_data(args, cfg)
+    prefix, epoch, origin = choose_model(args, cfg, cfg_path, row, DEEPLAB_TRAIN_RUNNER)
+    arg_params, aux_params = load_model(prefix, epoch, origin)
+    source = params_path(prefix, epoch)
+    from accel.core.inference import FrameSegmenter
+    ctx = _context(args, cfg)
+    segmenter = FrameSegmenter(data.num_classes, arg_params, aux_params, ctx, source, symbol)
+    out_dir = args.output or default_output_dir(row.slug, data, 1, args.video, args.avg)
+    info = {"model": source, "version": row.name, "cfg": cfg_path, "device": str(ctx)}
+    return run_demo(args, data, segmenter, 1, row.method, False, out_dir, info)

@@ -1,0 +1,122 @@
+"""The demos' command line: data sources as configs, output folders, flag checks."""
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from accel.cli.data import demo_data, open_dataset
+from accel.core.tester import evaluate_snippets
+from test_tester import _constant
+
+
+def test_cityscapes_labels_apart_from_frames(tmp_path):
+    """--label-root: labels under one root, sequence frames under another."""
+    frames, labels = tmp_path / "frames", tmp_path / "labels"
+    seq = frames / "leftImg8bit_sequence" / "val" / "lindau"
+    gt = labels / "gtFine" / "val" / "lindau"
+    seq.mkdir(parents=True)
+    gt.mkdir(parents=True)
+    for f in (17, 18, 19):
+        cv2.imwrite(str(seq / f"lindau_000000_{f:06d}_leftImg8bit.png"),
+                    np.full((32, 64, 3), 10 * f, np.uint8))
+    cv2.imwrite(str(gt / "lindau_000000_000019_gtFine_labelTrainIds.png"),
+                np.full((32, 64), 13, np.uint8))
+    args = argparse.Namespace(dataset="cityscapes", data_root=str(frames),
+                              label_root=str(labels), split=None, scales=[32, 64], stride=None,
+                              cfg=None)
+    ds = open_dataset(demo_data(args))
+    (snippet,) = ds.test_snippets(3)
+    assert [Path(p).parent for p in snippet.frames] == [seq] * 3
+    res = evaluate_snippets(ds, [snippet], _constant(lambda d: np.full(d.shape[2:], 13)),
+                            interval=3)
+    assert res["IoU"]["car"] == 1.0 and res["by_distance"][2]["frames"] == 1
+    args.dataset = "camvid"
+    with pytest.raises(ValueError, match="only Cityscapes"):
+        open_dataset(demo_data(args))
+
+
+# ---------------------------------------------------------------- the demos' bad input
+import logging  # noqa: E402
+
+import mxnet as mx  # noqa: E402
+
+from accel.cli.demo import accel_parser, prepare_output_dir  # noqa: E402
+from accel.core.inference import VideoSegmenter  # noqa: E402
+from accel.core.initializer import initialize_missing  # noqa: E402
+from accel.utils.checkpoint import CheckpointError  # noqa: E402
+from dff_deeplab.fast_symbol import FastAccelNetwork  # noqa: E402
+from dff_deeplab.symbol import AccelNetwork  # noqa: E402
+
+SHAPE = (1, 3, 64, 96)
+
+
+def _params(version):
+    net = AccelNetwork(version, 11)
+    key = net.key_test()
+    feat = key.get_internals()["res5c_relu_output"].infer_shape(data=SHAPE)[1][0]
+    return initialize_missing(mx.sym.Group([key, net.cur_test()]),
+                              {"data": SHAPE, "data_key": SHAPE, "feat_key": feat}, {}, {})
+
+
+@pytest.fixture(scope="module")
+def accel18():
+    return _params("18")
+
+
+def test_fast_path_checks_the_checkpoint_before_deriving_from_it(accel18):
+    """-v 34 with an Accel-18 checkpoint, or one lacking 18_feat_upsampling_weight: one error
+    listing what is missing, not a KeyError from the fast path's folded kernel."""
+    args, aux = accel18
+    frame = np.zeros(SHAPE, np.float32)
+    with pytest.raises(CheckpointError, match="34_feat_upsampling_weight") as err:
+        VideoSegmenter(FastAccelNetwork("34", 11), args, aux, 3, source="a18.params").step(frame)
+    assert "missing" in str(err.value) and "a18.params" in str(err.value)
+    partial = {k: v for k, v in args.items() if k != "18_feat_upsampling_weight"}
+    with pytest.raises(CheckpointError, match="missing arg:18_feat_upsampling_weight"):
+        VideoSegmenter(FastAccelNetwork("18", 11), partial, aux, 3).step(frame)
+
+
+def test_unexpected_parameters_are_named(accel18, caplog):
+    args, aux = accel18
+    frame = np.zeros(SHAPE, np.float32)
+    extra = dict(args, stray_conv_weight=mx.nd.zeros((2, 2)))
+    with pytest.raises(CheckpointError, match="stray_conv_weight") as err:
+        VideoSegmenter(AccelNetwork("18", 11), extra, aux, 3, source="x.params").step(frame)
+    assert "--allow-extra-params" in str(err.value)
+    # Where extra names are expected (DFF reading an Accel file): a warning naming them.
+    with caplog.at_level(logging.WARNING):
+        VideoSegmenter(AccelNetwork("dff", 11), args, aux, 3, allow_extra=True).step(frame)
+    assert "18_fc6_weight" in caplog.text and "not used by DFF" in caplog.text
+
+
+def test_a_rerun_replaces_the_demos_own_files_only(tmp_path):
+    out = tmp_path / "out"
+    (out / "maps").mkdir(parents=True)
+    (out / "maps" / "frame_000099.png").write_bytes(b"old")
+    (out / "metrics.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    prepare_output_dir(str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="file; expected a folder"):
+        prepare_output_dir(str(tmp_path / "file"))
+
+
+@pytest.mark.parametrize("flags", [["--tile-height", "-5"], ["--tile-height", "0"],
+                                   ["--fps", "0"], ["--fps", "-1"]])
+def test_bad_numbers_are_refused_by_the_parser(flags, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        accel_parser("demo").parse_args(flags)
+    assert exit_.value.code == 2
+    assert "expected a number > 0" in capsys.readouterr().err
+
+
+def test_a_stride_the_networks_cannot_use_is_refused_before_anything_runs(tmp_path):
+    from accel.cli.demo import accel_demo, Builders
+
+    with pytest.raises(ValueError, match="--stride 7: Accel needs frames padded to a multiple "
+                                         "of 32"):
+        accel_demo(["--stride", "7", "--cpu", "--model", str(tmp_path / "none")],
+                   Builders(AccelNetwork, FastAccelNetwork))
