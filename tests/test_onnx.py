@@ -250,3 +250,18 @@ def test_wrong_input_shape_is_an_error_naming_it(tmp_path):
         graph.forward(data=np.zeros((1, 3, 5, 4), np.float32))
     with pytest.raises(KeyError, match="no input 'frame'"):
         graph.set_input("frame", np.zeros((1, 3, 4, 4), np.float32))
+
+
+def test_outputs_keep_the_symbol_order(tmp_path):
+    """An output that another output's layers read (the fast keyframe graph's `fc6_state`
+    feeding `score`) is kept, in the symbol's order."""
+    data = mx.sym.Variable("data")
+    state = mx.sym.Convolution(data, name="state", num_filter=2, kernel=(1, 1), no_bias=True)
+    score = mx.sym.Convolution(mx.sym.Activation(state, act_type="relu"), name="score",
+                               num_filter=3, kernel=(1, 1), no_bias=True)
+    sym = mx.sym.Group([state, score])
+    params = {"state_weight": np.ones((2, 3, 1, 1), np.float32),
+              "score_weight": np.ones((3, 2, 1, 1), np.float32)}
+    model = export_graph(sym, params, {}, {"data": (1, 3, 4, 4)}, tmp_path / "two.onnx")
+    assert [o.name for o in model.graph.output] == ["state", "score"]
+    assert OrtGraph(tmp_path / "two.onnx").outputs == ["state_output", "score_output"]
