@@ -31,9 +31,10 @@ def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit
 
 
 def main(argv):
-    from accel.cli.train import train
-    return train(argv, "deeplab")
+    """Train only (flags: accel.cli.train)."""
+    from accel.cli.train import Runner, train_test
 
+    return train_test(argv, Runner(train_net, None, __doc__.splitlines()[0]))
 
 if __name__ == "__main__":
     run(main)

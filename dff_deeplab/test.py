@@ -8,7 +8,7 @@ from accel.core.trainer import checkpoint_prefix, contexts
 from accel.dataset import dataset_from_config
 from accel.utils import paths
 from accel.utils.checkpoint import check_names, load_checkpoint, params_path
-from accel.utils.io import write_json as write_results
+from accel.utils.io import write_json
 from dff_deeplab.symbol import network_from_config
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional
                                 desc="test", interval=interval)
     results.update(checkpoint=params_path(prefix, epoch), symbol=cfg.symbol,
                    test_image_set=cfg.dataset.test_image_set, avg=avg)
-    path = write_results(results_path(cfg, cfg_path, epoch, interval), results)
+    path = write_json(results_path(cfg, cfg_path, epoch, interval), results)
     logger.info("%s interval %d on %s: mIoU %.4f, pixel acc %.4f (%s)", cfg.symbol, interval,
                 cfg.dataset.test_image_set, results["mIoU"], results["pixel_acc"], path)
     return results

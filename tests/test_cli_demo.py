@@ -50,6 +50,7 @@ from dff_deeplab.fast_symbol import FastAccelNetwork  # noqa: E402
 from dff_deeplab.symbol import AccelNetwork  # noqa: E402
 
 SHAPE = (1, 3, 64, 96)
+SAMPLE_VAL = Path(__file__).resolve().parents[1] / "sample_data" / "camvid" / "val"
 
 
 def _params(version):
@@ -120,3 +121,46 @@ def test_a_stride_the_networks_cannot_use_is_refused_before_anything_runs(tmp_pa
                                          "of 32"):
         accel_demo(["--stride", "7", "--cpu", "--model", str(tmp_path / "none")],
                    Builders(AccelNetwork, FastAccelNetwork))
+
+
+def test_keyframe_policies_on_a_video(accel18, tmp_path):
+    """--keyframe-policy on --video: `always` keys every frame; `flow` with threshold 0 keys
+    every other frame (a keyframe shows the policy no flow, the next frame's flow exceeds 0);
+    `fixed` is the interval; results carry the achieved schedule."""
+    from accel.cli.demo import Builders, accel_demo
+    from accel.utils.checkpoint import save_checkpoint
+
+    prefix = str(tmp_path / "a18")
+    save_checkpoint(prefix, 0, *accel18)
+    base = ["-v", "18", "-i", "3", "--video", str(SAMPLE_VAL), "-e", "6", "--model", prefix,
+            "--no-video", "--scales", "64", "96", "--cpu"]
+    builders = Builders(AccelNetwork, FastAccelNetwork)
+    runs = {}
+    for name, extra in (("fixed", []), ("always", ["--keyframe-policy", "always"]),
+                        ("flow", ["--keyframe-policy", "flow", "--threshold", "0"])):
+        runs[name] = accel_demo(base + extra + ["--output", str(tmp_path / name)], builders)
+    assert runs["fixed"]["schedule"]["keyframes"] == 2          # frames 0 and 3
+    assert runs["always"]["schedule"]["key_rate"] == 1.0
+    assert runs["flow"]["schedule"]["keyframes"] == 3           # frames 0, 2, 4
+    assert runs["flow"]["keyframe_policy"]["policy"] == "flow"
+    assert "Keyframes: 3 of 6 frames" in (tmp_path / "flow" / "results.md").read_text()
+    with pytest.raises(ValueError, match="needs a threshold"):
+        accel_demo(base + ["--keyframe-policy", "disagreement"], builders)
+
+
+def test_segmenter_policies_fixed_equals_today_and_always_equals_interval_one(accel18):
+    from accel.core.keyframes import AlwaysKey, FixedInterval
+
+    args, aux = accel18
+    rng = np.random.default_rng(0)
+    frames = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(5)]
+
+    def run(**kw):
+        seg = VideoSegmenter(AccelNetwork("18", 11), args, aux, **kw)
+        return [(r.is_key, r.pred) for r in map(seg.step, frames)]
+
+    today, fixed = run(interval=3), run(interval=3, policy=FixedInterval(3))
+    assert [k for k, _ in today] == [True, False, False, True, False]
+    assert all(a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in zip(today, fixed))
+    every, always = run(interval=1), run(interval=3, policy=AlwaysKey())
+    assert all(a[0] and b[0] and np.array_equal(a[1], b[1]) for a, b in zip(every, always))

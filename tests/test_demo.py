@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import mxnet as mx
+import numpy as np
 import pytest
 import yaml
 
@@ -189,3 +190,57 @@ def test_table_script_writes_the_readme_table(models, tmp_path):
         assert cv2.imread(str(out / name)) is not None
     with pytest.raises(FileNotFoundError, match="accel-34-0000.params"):
         reproduce_tables.main(["--versions", "34", "--output", str(out)] + SMALL)
+
+
+def _constant_classes_miou(label_paths_and_classes, num_classes=CLASSES):
+    """mIoU (NumPy, from the label files) of predicting one class everywhere per frame."""
+    conf = np.zeros((num_classes, num_classes), np.int64)
+    for path, cls in label_paths_and_classes:
+        label = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.int64)
+        valid = label < num_classes          # CamVid's 11 = void
+        np.add.at(conf, (label[valid], cls), 1)
+    tp = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - tp
+    return float(np.mean(tp[union > 0] / union[union > 0]))
+
+
+def _zero_but(params, biases):
+    """All parameters zero except the given biases (one-hot class scores) and the heads' fixed
+    bilinear upsampling kernels."""
+    args, aux = params
+    out = {k: v if k.endswith("upsampling_weight") and not k.endswith("feat_upsampling_weight")
+           else mx.nd.zeros(v.shape) for k, v in args.items()}
+    for name, cls in biases.items():
+        b = np.zeros(out[name].shape, np.float32)
+        b[cls] = 5.0
+        out[name] = mx.nd.array(b)
+    return out, aux
+
+
+def test_demos_give_the_known_miou_of_a_model_with_known_outputs(models, tmp_path):
+    """Zero weights and one-hot biases: DeepLab predicts Road (3) everywhere; Accel-18 Road on
+    keyframes (the keyframe head's `score_bias`) and Building (1) on non-key frames (the
+    fusion's `corr_bias`). The demos' mIoU, overall and per keyframe distance, must equal
+    the one computed here from the label files."""
+    from accel.utils.checkpoint import load_checkpoint
+
+    labels = sorted((SAMPLE / "valannot").glob("*.png"))
+    prefix = str(tmp_path / "road")
+    save_checkpoint(prefix, 0, *_zero_but(load_checkpoint(models["deeplab"], 0),
+                                          {"score_bias": 3}))
+    res = deeplab_demo.main(["--model", prefix, "-e", "3", "--no-video", "--output",
+                             str(tmp_path / "dl")] + SMALL)
+    assert res["mIoU"] == pytest.approx(_constant_classes_miou([(p, 3) for p in labels[:3]]))
+    prefix = str(tmp_path / "accel")
+    save_checkpoint(prefix, 0, *_zero_but(load_checkpoint(models["18"], 0),
+                                          {"score_bias": 3, "corr_bias": 1}))
+    res = demo.main(["-v", "18", "-i", "2", "-e", "3", "--model", prefix, "--no-video",
+                     "--output", str(tmp_path / "a")] + SMALL)
+    # Worst case at interval 2: the first labelled frame is its own keyframe (the clip
+    # starts there), the others are one frame after theirs.
+    assert res["by_distance"][0]["mIoU"] == pytest.approx(
+        _constant_classes_miou([(labels[0], 3)]))
+    assert res["by_distance"][1]["mIoU"] == pytest.approx(
+        _constant_classes_miou([(p, 1) for p in labels[1:3]]))
+    assert res["mIoU"] == pytest.approx(
+        _constant_classes_miou([(labels[0], 3)] + [(p, 1) for p in labels[1:3]]))

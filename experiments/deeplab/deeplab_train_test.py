@@ -5,9 +5,12 @@ from accel.cli import run
 
 
 def main(argv):
-    from accel.cli.train import train_test
-    return train_test(argv, "deeplab")
+    # Imported here, after run() has imported MXNET_VERSION's mxnet.
+    from accel.cli.train import Runner, train_test
+    from deeplab.test import test_net
+    from deeplab.train import train_net
 
+    return train_test(argv, Runner(train_net, test_net, __doc__.splitlines()[0]))
 
 if __name__ == "__main__":
     run(main)

@@ -10,9 +10,11 @@ from accel.cli import run
 
 
 def main(argv):
-    from accel.cli.train import train_test
-    return train_test(argv, "flownet")
+    # Imported here, after run() has imported MXNET_VERSION's mxnet.
+    from accel.cli.train import Runner, train_test
+    from accel.core.flow_training import evaluate_flownet, train_flownet
 
+    return train_test(argv, Runner(train_flownet, evaluate_flownet, __doc__.splitlines()[0]))
 
 if __name__ == "__main__":
     run(main)

@@ -21,6 +21,7 @@ from accel.cli.data import DATA_SOURCES, DemoData, calibration_frames, demo_data
 from accel.config import load_config, parse_gpus
 from accel.core.tester import (evaluate_snippets, format_pct, metrics_table, segment_video,
                                select_snippets)
+from accel.core.keyframes import POLICIES, make_policy
 from accel.core.timing import timing_table
 from accel.dataset import VideoFrames
 from accel.symbols.versions import (ACCEL_VERSIONS, DEEPLAB_VERSIONS, REFERENCE, Version,
@@ -108,7 +109,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", default=None, metavar="FILE_OR_FOLDER",
                         help="segment a video file (any container OpenCV reads) or a folder "
                              "of frames instead; no labels needed")
-    parser.add_argument("--partial-video", action="store_true",
+    parser.add_argument("--allow-partial", action="store_true",
                         help="with --video: accept a file that decodes fewer frames than it "
                              "announces (default: an error after the frames it has)")
     model = parser.add_argument_group("model")
@@ -237,7 +238,7 @@ def run_demo(args: argparse.Namespace, data: DemoData, segmenter, interval: int,
     if interval < 1:
         raise ValueError(f"--interval must be >= 1, got {interval}")
     video_src = (VideoFrames(args.video, max_frames=args.num_ex or None,
-                             allow_partial=args.partial_video) if args.video else None)
+                             allow_partial=args.allow_partial) if args.video else None)
     prepare_output_dir(out_dir)
     fps = args.fps or (video_src.fps if video_src is not None and video_src.fps > 0
                        else data.fps)
@@ -275,6 +276,10 @@ def run_demo(args: argparse.Namespace, data: DemoData, segmenter, interval: int,
     text = f"## {method}, interval {interval}: {results['source']}\n\n"
     if video_src is None:
         text += metrics_table(results) + "\n\n"
+    sched = results["schedule"]
+    text += ("Keyframes: %d of %d frames (rate %.3f), longest run of keyframes %d\n\n"
+             % (sched["keyframes"], sched["frames"], sched["key_rate"],
+                sched["longest_key_run"]))
     if "consistency" in results:
         c = results["consistency"]
         text += ("Temporal consistency %s%% (raw agreement %s%%, %d pairs)\n\n"
@@ -302,7 +307,37 @@ def accel_parser(description: str) -> argparse.ArgumentParser:
                              "--cfg's TEST.KEY_INTERVAL, else 1 as the original)")
     add_demo_arguments(parser)
     add_speed_arguments(parser)
+    add_keyframe_arguments(parser)
     return parser
+
+
+def add_keyframe_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which frames are keyframes (accel.core.keyframes)."""
+    key = parser.add_argument_group("keyframes")
+    key.add_argument("--keyframe-policy", choices=sorted(POLICIES), default="fixed",
+                     help="fixed: every --interval frames (default, the original); adaptive "
+                          "policies decide after each frame from its flow or branch scores")
+    key.add_argument("--threshold", type=float, default=None,
+                     help="an adaptive policy's threshold (a keyframe when its signal "
+                          "exceeds it)")
+    key.add_argument("--keyframe-rate", type=_positive(float), default=None, metavar="R",
+                     help="target keyframe rate: sets the adaptive policy's gaps (from "
+                          "1/(2R) to 2/R frames); its threshold for R comes from the training "
+                          "split (experiments/dff_deeplab/adaptive_keyframes.py, budget mode)")
+    key.add_argument("--min-gap", type=_positive(int), default=None,
+                     help="at least this many frames from one keyframe to the next")
+    key.add_argument("--max-gap", type=_positive(int), default=None,
+                     help="at most this many frames from one keyframe to the next")
+
+
+def keyframe_policy(args: argparse.Namespace, interval: int):
+    """The policy of the flags; None for the fixed interval (the segmenter's own)."""
+    if args.keyframe_policy == "fixed":
+        if args.threshold is not None:
+            raise ValueError("--threshold is for an adaptive --keyframe-policy, not 'fixed'")
+        return None
+    return make_policy(args.keyframe_policy, interval, args.threshold, args.keyframe_rate,
+                       args.min_gap, args.max_gap)
 
 
 def accel_demo(argv: Optional[Sequence[str]], builders: Builders,
@@ -336,15 +371,18 @@ def accel_demo(argv: Optional[Sequence[str]], builders: Builders,
                                speed.pop("fast"))
     source = params_path(prefix, epoch)
     from accel.core.inference import VideoSegmenter
+    policy = keyframe_policy(args, interval)
     segmenter = VideoSegmenter(network, arg_params, aux_params, interval, ctx=ctx,
-                               panels=args.panels, source=source,
+                               panels=args.panels, source=source, policy=policy,
                                allow_extra=args.allow_extra_params or row.name == "dff",
                                **speed)
     method = REFERENCE.method if interval == 1 else row.method
     slug = f"{REFERENCE.slug}-{row.slug}" if interval == 1 else row.slug
     out_dir = args.output or default_output_dir(slug, data, interval, args.video, args.avg)
     info = {"model": source, "version": row.name, "cfg": cfg_path, "device": str(ctx),
-            "path": "fast" if segmenter.fast else "reference", "int8": args.int8}
+            "path": "fast" if segmenter.fast else "reference", "int8": args.int8,
+            "keyframe_policy": policy.describe() if policy else {"policy": "fixed",
+                                                                 "interval": interval}}
     try:
         return run_demo(args, data, segmenter, interval, method,
                         row.fusion == "score", out_dir, info)

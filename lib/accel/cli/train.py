@@ -13,47 +13,32 @@ overrides to the current folder, as usual for a command line. The training code 
 inside the functions, after MXNet has been chosen.
 """
 import argparse
-import importlib
 import logging
 import os
 from typing import Callable, NamedTuple, Optional, Sequence
 
 from accel.cli import REPO_ROOT
 
-__all__ = ["RUNNERS", "build_parser", "load_run_config", "train_test", "train"]
+__all__ = ["Runner", "build_parser", "load_run_config", "train_test"]
 
 logger = logging.getLogger("accel")
 
 
 class Runner(NamedTuple):
-    """What one kind of training runs: 'module:function' of its train and test steps."""
+    """What one kind of training runs, handed over by its entry point: the train step
+    `train(cfg, cfg_path, cpu=, resume=, overwrite=, on_start=) -> TrainResult`, the test
+    step `test(cfg, cfg_path, epoch=, cpu=)` (None: train only) and the help text."""
 
-    train: str
-    test: str
+    train: Callable
+    test: Optional[Callable]
     description: str
 
 
-RUNNERS = {
-    "deeplab": Runner("deeplab.train:train_net", "deeplab.test:test_net",
-                      "Train the frame-by-frame DeepLab, then test the last epoch"),
-    "accel": Runner("dff_deeplab.train_end2end:train_net", "dff_deeplab.test:test_net",
-                    "Train Accel/DFF end to end, then test the last epoch"),
-    "flownet": Runner("accel.core.flow_training:train_flownet",
-                      "accel.core.flow_training:evaluate_flownet",
-                      "Train FlowNet on DIS optical flow, then report its end-point error"),
-}
-
-
-def _function(target: str) -> Callable:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def build_parser(kind: str, test: bool = True) -> argparse.ArgumentParser:
-    """Flags of the `kind` runner; `test` adds --no-test (the train-then-test runners)."""
-    runner = RUNNERS[kind]
+def build_parser(runner: Runner) -> argparse.ArgumentParser:
+    """Flags of a runner; one with a test step also has --no-test."""
+    test = runner.test is not None
     parser = argparse.ArgumentParser(
-        description=runner.description if test else runner.description.split(",")[0],
+        description=runner.description,
         epilog="Relative paths inside the yaml are relative to the repository root "
                f"({REPO_ROOT}). --debug shows the traceback of an error.")
     parser.add_argument("--cfg", required=True, help="experiment yaml file")
@@ -91,13 +76,11 @@ def load_run_config(cfg_path: str, overrides: Sequence[str] = (), skip_missing: 
     return cfg
 
 
-def train_test(argv: Optional[Sequence[str]], kind: str, test: bool = True) -> int:
-    """Train the `kind` network ('deeplab', 'accel', 'flownet') as the command line says,
-    then (unless --no-test, or `test` is False) test its last epoch. Returns 0."""
-    if kind not in RUNNERS:
-        raise ValueError(f"unknown runner {kind!r}; expected one of {sorted(RUNNERS)}")
+def train_test(argv: Optional[Sequence[str]], runner: Runner) -> int:
+    """Train as the command line says, then (unless --no-test, or the runner has no test
+    step) test the last epoch. Returns 0."""
     # Flags may come after KEY=VALUE overrides too.
-    args = build_parser(kind, test).parse_intermixed_args(argv)
+    args = build_parser(runner).parse_intermixed_args(argv)
     cfg = load_run_config(args.cfg, args.overrides, args.skip_missing, args.legacy_states)
     from accel.config import dump_config
     from accel.core.trainer import checkpoint_prefix, prepare_run_folder
@@ -115,14 +98,8 @@ def train_test(argv: Optional[Sequence[str]], kind: str, test: bool = True) -> i
     def save_config() -> None:  # once training really starts
         dump_config(cfg, saved_config_path(out_dir, args.cfg))
 
-    runner = RUNNERS[kind]
-    result = _function(runner.train)(cfg, args.cfg, cpu=args.cpu, resume=resume,
-                                     overwrite=args.overwrite, on_start=save_config)
-    if test and not args.no_test and result.rank == 0:
-        _function(runner.test)(cfg, args.cfg, epoch=cfg.TRAIN.end_epoch, cpu=args.cpu)
+    result = runner.train(cfg, args.cfg, cpu=args.cpu, resume=resume,
+                          overwrite=args.overwrite, on_start=save_config)
+    if runner.test is not None and not args.no_test and result.rank == 0:
+        runner.test(cfg, args.cfg, epoch=cfg.TRAIN.end_epoch, cpu=args.cpu)
     return 0
-
-
-def train(argv: Optional[Sequence[str]], kind: str) -> int:
-    """Train only (deeplab/train.py, dff_deeplab/train_end2end.py)."""
-    return train_test(argv, kind, test=False)

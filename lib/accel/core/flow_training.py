@@ -13,7 +13,7 @@ import mxnet as mx
 import numpy as np
 
 from accel.core.initializer import initialize_missing
-from accel.utils.io import write_json as write_results
+from accel.utils.io import write_json
 from accel.core.trainer import TrainResult, checkpoint_prefix, contexts, fit
 from accel.dataset import dataset_from_config
 from accel.dataset.flow_pairs import FlowPairs, endpoint_error
@@ -107,7 +107,7 @@ def evaluate_flownet(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool 
     results = {"epe": float(np.mean(epe)), "epe_zero_flow": float(np.mean(zero)),
                "pairs": len(pairs), "checkpoint": params_path(prefix, epoch),
                "units": "feature pixels (1/16 of the input)"}
-    path = write_results(paths.results_path(prefix, epoch, cfg.dataset.test_image_set,
+    path = write_json(paths.results_path(prefix, epoch, cfg.dataset.test_image_set,
                                             kind="flow"), results)
     logger.info("FlowNet EPE on %s: %.3f (zero flow %.3f) over %d pairs (%s)",
                 cfg.dataset.test_image_set, results["epe"], results["epe_zero_flow"],

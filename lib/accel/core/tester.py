@@ -21,6 +21,7 @@ import numpy as np
 
 from accel.core.consistency import TemporalConsistency
 from accel.core.inference import FrameResult
+from accel.core.keyframes import schedule_stats
 from accel.core.metrics import SegmentationEvaluator
 from accel.core.timing import WARMUP_FRAMES, TimingRecorder
 from accel.utils import image as imutil
@@ -123,6 +124,7 @@ def evaluate_snippets(dataset, snippets: Sequence, step: Step,
         return frame
 
     per_distance: Dict[int, SegmentationEvaluator] = {}
+    flags: List[bool] = []
     timing = TimingRecorder(warmup)
     cons = TemporalConsistency() if consistency else None
     progress = Progress(len(jobs), desc, every=max(1, len(jobs) // 10), logger=logger,
@@ -135,12 +137,16 @@ def evaluate_snippets(dataset, snippets: Sequence, step: Step,
                 reset()
             result = step(frame.data)
             index = timing.frame(result.is_key, result.network_s, load_s)
+            flags.append(result.is_key)
             progress.update()
             if cons is not None:
                 worker.submit(_consistency_job(cons, fi == 0, frame, result))
             if fi != snip.label_index:
                 continue
-            distance = fi % interval
+            # The labelled frame's distance from its keyframe: the policy's age where one
+            # decides the keyframes, else the fixed schedule's.
+            distance = (result.observation.age if result.observation is not None
+                        else fi % interval)
             if distance not in per_distance:
                 per_distance[distance] = SegmentationEvaluator(dataset.num_classes,
                                                                dataset.class_names)
@@ -156,7 +162,7 @@ def evaluate_snippets(dataset, snippets: Sequence, step: Step,
     out = overall.evaluate()
     out["by_distance"] = {d: per_distance[d].evaluate() for d in sorted(per_distance)}
     out.update(interval=interval, snippets=len(snippets), labelled_frames=len(drawn),
-               timing=timing.report())
+               timing=timing.report(), schedule=schedule_stats(flags))
     if cons is not None:
         out["consistency"] = cons.evaluate()
     logger.info("%s: mIoU %.2f%% over %d labelled frames (%d snippets)", desc,
@@ -205,6 +211,7 @@ def segment_video(frames: Iterable[np.ndarray], step: Step,
     cons = TemporalConsistency() if consistency else None
     progress = Progress(total, "frames", every=50, logger=logger, unit="frame")
     count = 0
+    flags: List[bool] = []
 
     def load(image: np.ndarray) -> LoadedFrame:
         return prepare_frame(image, pixel_means, scales, stride)
@@ -214,6 +221,7 @@ def segment_video(frames: Iterable[np.ndarray], step: Step,
         for _, frame, load_s in stream:
             result = step(frame.data)
             index = timing.frame(result.is_key, result.network_s, load_s)
+            flags.append(result.is_key)
             if cons is not None:
                 worker.submit(_consistency_job(cons, count == 0, frame, result))
             if sink is not None:
@@ -224,7 +232,8 @@ def segment_video(frames: Iterable[np.ndarray], step: Step,
     if count == 0:
         raise ValueError("the video has no readable frames")
     timing.finish()
-    out: Dict[str, Any] = {"frames": count, "interval": interval, "timing": timing.report()}
+    out: Dict[str, Any] = {"frames": count, "interval": interval, "timing": timing.report(),
+                           "schedule": schedule_stats(flags)}
     if cons is not None:
         out["consistency"] = cons.evaluate()
     return out

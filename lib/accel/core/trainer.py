@@ -37,7 +37,8 @@ from accel.utils.checkpoint import (CheckpointError, atomic_path, check_names, l
                                     load_checkpoint, load_optimizer_states, params_path,
                                     remove_stale_temporaries, save_checkpoint,
                                     save_optimizer_states, states_path, write_error)
-from accel.utils.logger import format_seconds
+from accel.utils.device import training_contexts
+from accel.utils.progress import format_seconds
 from accel.utils.provenance import provenance_line, run_provenance
 from accel.utils.lr_scheduler import WarmupMultiFactorScheduler, epochs_to_updates
 from accel.utils.segmath import IGNORE_LABEL
@@ -113,15 +114,9 @@ def _provenance() -> Dict[str, Any]:
 
 
 def contexts(cfg, cpu: bool = False) -> List[mx.Context]:
-    """Devices from cfg.gpus ('0,1' -> two GPUs); the CPU when `cpu` or gpus is ''."""
-    gpus = parse_gpus(cfg.gpus)
-    if cpu or not gpus:
-        return [mx.cpu()]
-    available = mx.context.num_gpus()
-    if max(gpus) >= available:
-        raise ValueError(f"gpus = {cfg.gpus!r} but this machine has {available} GPU(s); "
-                         f"pick existing ids or run on the CPU (--cpu, or gpus: '')")
-    return [mx.gpu(i) for i in gpus]
+    """Devices from cfg.gpus ('0,1' -> two GPUs); the CPU when `cpu` or gpus is ''
+    (accel.utils.device.training_contexts, the one device picker, GPU gate included)."""
+    return training_contexts(parse_gpus(cfg.gpus), cpu)
 
 
 class ShardedSamples:

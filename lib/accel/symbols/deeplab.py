@@ -11,6 +11,7 @@ import mxnet as mx
 from accel.symbols.layers import segmentation_head, segmentation_loss
 from accel.symbols.resnet import resnet_preact_trunk, resnet_v1_trunk
 from accel.symbols.versions import DEEPLAB_VERSIONS, Version
+from accel.utils.segmath import IGNORE_LABEL
 
 __all__ = ["SCORES", "deeplab_trunk", "deeplab_symbol"]
 
@@ -36,5 +37,6 @@ def deeplab_symbol(name: str, num_classes: int = 19, is_train: bool = False) -> 
     scores = segmentation_head(deeplab_trunk(DEEPLAB_VERSIONS[name], data), data, num_classes)
     if not is_train:
         return mx.sym.SoftmaxOutput(data=scores, name="softmax", normalization="valid",
-                                    multi_output=True, use_ignore=True, ignore_label=255)
+                                    multi_output=True, use_ignore=True,
+                                    ignore_label=IGNORE_LABEL)
     return segmentation_loss(scores, mx.sym.Variable("label"))

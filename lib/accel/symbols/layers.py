@@ -10,6 +10,8 @@ from typing import Optional, Sequence
 import mxnet as mx
 import numpy as np
 
+from accel.utils.segmath import IGNORE_LABEL
+
 # Caffe-converted ResNet-v1 models use eps 1e-5 in their BatchNorm; MXNet's default (1e-3)
 # would change every activation slightly.
 CAFFE_BN_EPS = 1e-5
@@ -113,7 +115,7 @@ def segmentation_head(feat: mx.sym.Symbol, data: mx.sym.Symbol, num_classes: int
 
 
 def segmentation_loss(score: mx.sym.Symbol, label: mx.sym.Symbol,
-                      ignore_label: int = 255) -> mx.sym.Symbol:
+                      ignore_label: int = IGNORE_LABEL) -> mx.sym.Symbol:
     """Per-pixel softmax cross-entropy over valid pixels (`softmax`), ignoring 255."""
     return mx.sym.SoftmaxOutput(data=score, label=label, name="softmax",
                                 normalization="valid", multi_output=True,
