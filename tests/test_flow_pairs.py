@@ -43,7 +43,10 @@ def test_pairs_from_the_sample_clip():
     assert s["data"].shape == (1, 3, 352, 480) and s["data_key"].shape == (1, 3, 352, 480)
     assert s["flow_label"].shape == (1, 2, 22, 30)
     assert np.array_equal(pairs[5]["flow_label"], s["flow_label"])   # seeded
-    assert endpoint_error(s["flow_label"], s["flow_label"]) == 0.0
+    off = s["flow_label"].copy()
+    off[:, 0] += 3.0
+    off[:, 1] += 4.0                   # every vector off by (3, 4): end-point error 5
+    assert endpoint_error(off, s["flow_label"]) == pytest.approx(5.0)
     with pytest.raises(ValueError, match="multiples of 16"):
         FlowPairs(video, crop_size=(350, 480))
 
@@ -66,8 +69,11 @@ def test_synthetic_pairs_have_a_fraction_of_the_real_motion_as_exact_target():
     assert np.allclose(ratio, ratio[0], rtol=1e-4) and 1 / 30 <= ratio[0] <= 3 / 30
     # the target moves the earlier frame onto the synthetic current one
     from accel.dataset.flow_pairs import shift_along_flow
-    assert np.array_equal(shift_along_flow(np.zeros((4, 5, 3), np.uint8),
-                                           np.zeros((4, 5, 2), np.float32)), np.zeros((4, 5, 3)))
+    img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    flow = np.zeros((4, 5, 2), np.float32)
+    flow[..., 0] = 1.0                 # out(x) = img(x + 1), the last column replicated
+    np.testing.assert_array_equal(shift_along_flow(img, flow),
+                                  np.concatenate([img[:, 1:], img[:, -1:]], axis=1))
     with pytest.raises(ValueError, match="fraction"):
         FlowPairs(_sample_video(), crop_size=(352, 480), hop=1.5)
 

@@ -2,12 +2,14 @@
 `network.pretrained` (part `flow`) for Accel."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from accel.config import load_config, merge_overrides
 from accel.core import flow_training
 from accel.core.pretrained import accel_chain, load_pretrained
 from accel.core.trainer import checkpoint_prefix
+from accel.utils import paths
 from dff_deeplab.symbol import AccelNetwork
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +36,13 @@ def test_training_lowers_the_end_point_error(trained):
 def test_evaluation_reports_epe_against_dis(trained):
     cfg, _ = trained
     res = flow_training.evaluate_flownet(cfg, str(CFG), cpu=True)
-    assert res["pairs"] == 11 and res["epe"] > 0 and res["epe_zero_flow"] > 0
-    assert Path(res["checkpoint"]).is_file()
+    pairs = flow_training.flow_pairs_from_config(cfg, train=False)
+    targets = [pairs[i]["flow_label"] for i in range(len(pairs))]
+    # Zero flow is off by each target's length.
+    magnitude = np.mean([np.linalg.norm(t, axis=1).mean() for t in targets])
+    assert res["pairs"] == len(targets) == 11
+    assert res["epe_zero_flow"] == pytest.approx(magnitude, rel=1e-5)
+    assert res["checkpoint"] == paths.params_path(checkpoint_prefix(cfg, str(CFG)), 4)
 
 
 def test_checkpoint_is_the_flow_part_of_accel(trained):

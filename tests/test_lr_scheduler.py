@@ -19,7 +19,7 @@ def test_warmup_then_steps_with_the_original_thresholds():
 
 
 def test_fractional_epochs_and_config():
-    assert epochs_to_updates([40.336], 2975) == [int(40.336 * 2975)]
+    assert epochs_to_updates([40.336], 2975) == [119999]   # 119999.6, truncated
     cfg = get_defaults()
     cfg.TRAIN.update(lr=0.01, lr_step="1.5,2", lr_factor=0.5, warmup=False)
     s = lr_scheduler(cfg, 10)

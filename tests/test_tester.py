@@ -105,7 +105,7 @@ def test_per_offset_results_cover_every_offset(avg):
         assert r["IoU"][ds.class_names[d]] > 0
 
 
-def test_timing_fields_are_present_and_positive():
+def test_timing_fields_count_the_frames_and_hold_the_network_time():
     ds = _camvid()
     seg = FakeSegmenter(3, delay=0.002)
     snippets = select_snippets(ds.test_snippets(3), 5)
@@ -118,10 +118,12 @@ def test_timing_fields_are_present_and_positive():
     assert net["all"]["frames"] == total - t["warmup_frames"]
     assert net["key"]["frames"] + net["non_key"]["frames"] == net["all"]["frames"]
     assert net["key"]["frames"] > 0 and net["non_key"]["frames"] > 0
-    for stats in (net["all"], net["key"], net["non_key"], t["load"]):
-        assert 0 < stats["p50"] <= stats["p99"] <= stats["max"]
-        assert stats["mean"] >= 0.002 * (stats is not t["load"])
-    assert t["wall_per_frame"] > 0
+    # Every segmented frame sleeps 2 ms inside the network timer.
+    for stats in (net["all"], net["key"], net["non_key"]):
+        assert 0.002 <= stats["p50"] <= stats["p99"] <= stats["max"]
+        assert stats["mean"] >= 0.002
+    assert t["load"]["p50"] <= t["load"]["p99"] <= t["load"]["max"]
+    assert t["wall_per_frame"] >= 0.002
     table = timing_table(t)
     assert "network, non-key frames" in table and "read + preprocess" in table
 

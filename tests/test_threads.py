@@ -13,15 +13,21 @@ def test_prefetch_queue_is_bounded():
 
     def items():
         for i in range(40):
+            time.sleep(0.0005)
             with lock:
                 produced[0] += 1
             yield i
 
+    def load(x):
+        time.sleep(0.0005)
+        return x * 2
+
     ahead = []
-    with Prefetcher(items(), lambda x: x * 2, depth=depth) as stream:
+    with Prefetcher(items(), load, depth=depth) as stream:
         for consumed, (item, value, seconds) in enumerate(stream, 1):
-            assert value == 2 * item and seconds >= 0
-            time.sleep(0.002)
+            # The time covers producing the item and loading it.
+            assert value == 2 * item and seconds >= 0.001
+            time.sleep(0.004)
             with lock:
                 ahead.append(produced[0] - consumed)
     assert max(ahead) <= depth + 2   # the queue, one in hand, one being made

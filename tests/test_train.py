@@ -143,7 +143,7 @@ def test_deeplab_runner_trains_and_tests(tmp_path):
     assert set(args) == set(sym.list_arguments()) - {"data", "label"}
     with open(prefix + "-0001_val.json") as f:
         results = json.load(f)
-    assert results["frames"] == 12 and 0 <= results["pixel_acc"] <= 1
+    assert results["frames"] == 12
     assert os.path.isfile(os.path.join(os.path.dirname(prefix), DEEPLAB_SAMPLE.name))
 
 

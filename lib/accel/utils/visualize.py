@@ -180,20 +180,6 @@ class Mp4Writer:
             self.abort()
 
 
-def count_video_frames(path: str) -> int:
-    """Frames that OpenCV decodes from a video file (read through, not the header's count)."""
-    cap = cv2.VideoCapture(path)
-    try:
-        if not cap.isOpened():
-            raise ValueError(f"video file unreadable: {path}")
-        n = 0
-        while cap.read()[0]:
-            n += 1
-        return n
-    finally:
-        cap.release()
-
-
 class PredictionWriter:
     """The demo's pictures of a frame: coloured map, side-by-side panel, and a video frame.
 
