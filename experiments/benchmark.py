@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 from accel.config import get_defaults  # noqa: E402
 from accel.core.inference import VideoSegmenter  # noqa: E402
-from accel.core.initializer import initialize_missing  # noqa: E402
+from accel.core.initializer import initialize_missing, initialize_network  # noqa: E402
 from accel.core.timing import WARMUP_FRAMES as WARMUP  # noqa: E402
 from accel.core.upsample import SeparableUpsampler, separable_upsampling_filter  # noqa: E402
 from accel.symbols.flownet import flownet_s, warp  # noqa: E402
@@ -70,14 +70,7 @@ def frames(size, count, folder=SAMPLE):
 
 def random_params(network, shape, seed=0):
     """Initial values (He-normal, bilinear upsampling) for both graphs of a network."""
-    feat = network.key_test().get_internals()["res5c_relu_output"].infer_shape(
-        data=shape)[1][0]
-    inputs = {"data": shape, "data_key": shape, "feat_key": feat}
-    args, aux = {}, {}
-    for sym in (network.key_test(), network.cur_test()):
-        args, aux = initialize_missing(sym, {k: v for k, v in inputs.items()
-                                             if k in sym.list_arguments()}, args, aux, seed)
-    return args, aux
+    return initialize_network(network, shape, seed)
 
 
 def stats(times):

@@ -17,17 +17,7 @@ CAMVID=${CAMVID:-../shared/data/camvid}
 mkdir -p "$LOGS" "$MODEL"
 DATA="dataset.dataset_path=$CAMVID"
 
-stage() {  # name, log, command...
-  name=$1; log=$2; shift 2
-  echo "$(date '+%F %T') $name" | tee -a "$LOGS/protocol.log"
-  start=$(date +%s)
-  "$@" >> "$LOGS/$log" 2>&1 || { echo "$name failed: see $LOGS/$log" >&2; exit 1; }
-  echo "$(date '+%F %T') $name done in $(( $(date +%s) - start )) s" | tee -a "$LOGS/protocol.log"
-}
-
-export_model() {  # checkpoint file -> $MODEL/<name>-0000.params (what the next stage loads)
-  cp "$1" "$MODEL/$2-0000.params.tmp" && mv "$MODEL/$2-0000.params.tmp" "$MODEL/$2-0000.params"
-}
+. experiments/protocol_lib.sh  # stage, export_model
 
 stage "1 DeepLab-101" stage1_deeplab_101.log python experiments/deeplab/deeplab_train_test.py \
   --cfg experiments/deeplab/cfgs/camvid_protocol_deeplab_101.yaml --cpu --resume "$DATA"

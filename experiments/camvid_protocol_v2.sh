@@ -29,17 +29,7 @@ RULE_FALL=0.02
 mkdir -p "$LOGS" "$MODEL"
 DATA="dataset.dataset_path=$CAMVID output_path=$OUT"
 
-stage() {  # name, log, command...
-  name=$1; log=$2; shift 2
-  echo "$(date '+%F %T') $name" | tee -a "$LOGS/protocol.log"
-  start=$(date +%s)
-  "$@" >> "$LOGS/$log" 2>&1 || { echo "$name failed: see $LOGS/$log" >&2; exit 1; }
-  echo "$(date '+%F %T') $name done in $(( $(date +%s) - start )) s" | tee -a "$LOGS/protocol.log"
-}
-
-export_model() {  # checkpoint file -> $MODEL/<name>-0000.params (what the next stage loads)
-  cp "$1" "$MODEL/$2-0000.params.tmp" && mv "$MODEL/$2-0000.params.tmp" "$MODEL/$2-0000.params"
-}
+. experiments/protocol_lib.sh  # stage, export_model
 
 epoch_loss() {  # log, epoch n (1-based) -> mean training loss of epoch n (its last run)
   sed -n "s/.*Epoch\[$(( $2 - 1 ))\] done in .*, mean loss \([0-9.eE+-]*\).*/\1/p" "$1" | tail -n 1

@@ -34,8 +34,8 @@ import accel  # noqa: F401  (first: sets OMP_NUM_THREADS before MXNet loads)
 import mxnet as mx
 import numpy as np
 
-from accel.export.onnx import (DEFORMABLE_MODES, export_deeplab, export_network,
-                               network_outputs)
+from accel.export.networks import export_deeplab, export_network, network_outputs
+from accel.export.onnx import DEFORMABLE_MODES
 from accel.utils.checkpoint import load_checkpoint, params_path
 from accel.utils.image import image_to_tensor, read_image, resize_image
 
@@ -198,15 +198,9 @@ def random_params(version: str, classes: int, shape):
         from deeplab.symbol import deeplab_resnet_v1_101
         sym = deeplab_resnet_v1_101(classes).get_internals()["croped_score_output"]
         return initialize_missing(sym, {"data": shape}, {}, {})
-    network = accel_network(version, classes, False)
-    feat = network.key_test().get_internals()["res5c_relu_output"].infer_shape(
-        data=shape)[1][0]
-    inputs = {"data": shape, "data_key": shape, "feat_key": feat}
-    args, aux = {}, {}
-    for sym in (network.key_test(), network.cur_test()):
-        args, aux = initialize_missing(sym, {k: v for k, v in inputs.items()
-                                             if k in sym.list_arguments()}, args, aux)
-    return args, aux
+    from accel.core.initializer import initialize_network
+
+    return initialize_network(accel_network(version, classes, False), shape)
 
 
 def _warmup() -> int:

@@ -44,7 +44,7 @@ import mxnet as mx  # noqa: E402
 
 from accel.cli.demo import accel_parser, prepare_output_dir  # noqa: E402
 from accel.core.inference import VideoSegmenter  # noqa: E402
-from accel.core.initializer import initialize_missing  # noqa: E402
+from accel.core.initializer import initialize_network  # noqa: E402
 from accel.utils.checkpoint import CheckpointError  # noqa: E402
 from dff_deeplab.fast_symbol import FastAccelNetwork  # noqa: E402
 from dff_deeplab.symbol import AccelNetwork  # noqa: E402
@@ -54,11 +54,7 @@ SAMPLE_VAL = Path(__file__).resolve().parents[1] / "sample_data" / "camvid" / "v
 
 
 def _params(version):
-    net = AccelNetwork(version, 11)
-    key = net.key_test()
-    feat = key.get_internals()["res5c_relu_output"].infer_shape(data=SHAPE)[1][0]
-    return initialize_missing(mx.sym.Group([key, net.cur_test()]),
-                              {"data": SHAPE, "data_key": SHAPE, "feat_key": feat}, {}, {})
+    return initialize_network(AccelNetwork(version, 11), SHAPE)
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +160,30 @@ def test_segmenter_policies_fixed_equals_today_and_always_equals_interval_one(ac
     assert all(a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in zip(today, fixed))
     every, always = run(interval=1), run(interval=3, policy=AlwaysKey())
     assert all(a[0] and b[0] and np.array_equal(a[1], b[1]) for a, b in zip(every, always))
+
+
+@pytest.mark.parametrize("version", ["18"])
+def test_the_demo_over_onnx_runtime_equals_the_mxnet_demo(accel18, tmp_path, version):
+    """--runtime onnxruntime: the segmenter's graphs exported and run in ONNX Runtime, the
+    rest of the demo unchanged; same maps as MXNet on the labelled clip (fast CPU graphs,
+    since the official kernels here are bilinear)."""
+    from accel.cli.demo import Builders, accel_demo
+    from accel.utils.checkpoint import save_checkpoint
+
+    prefix = str(tmp_path / "a18")
+    save_checkpoint(prefix, 0, *accel18)
+    base = ["-v", version, "-i", "2", "-e", "3", "--model", prefix, "--no-video",
+            "--scales", "64", "96", "--cpu"]
+    builders = Builders(AccelNetwork, FastAccelNetwork)
+    ref = accel_demo(base + ["--output", str(tmp_path / "mx")], builders)
+    ort = accel_demo(base + ["--runtime", "onnxruntime", "--output", str(tmp_path / "ort")],
+                     builders)
+    assert ort["runtime"] == "onnxruntime" and ref["runtime"] == "mxnet"
+    agree = []
+    for a in sorted((tmp_path / "mx" / "maps").iterdir()):
+        b = tmp_path / "ort" / "maps" / a.name
+        agree.append((cv2.imread(str(a)) == cv2.imread(str(b))).all(axis=2).mean())
+    assert len(agree) == 3 and min(agree) >= 0.999
+    assert ort["mIoU"] == pytest.approx(ref["mIoU"], abs=2e-3)
+    with pytest.raises(ValueError, match="--providers is for --runtime onnxruntime"):
+        accel_demo(base + ["--providers", "CPUExecutionProvider"], builders)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from accel.config import config_to_dict, load_config
-from accel.core.initializer import initialize_missing
+from accel.core.initializer import initialize_missing, initialize_network
 from accel.core.trainer import checkpoint_prefix
 from accel.utils.checkpoint import CheckpointError, save_checkpoint
 from accel.utils.visualize import Mp4Writer
@@ -34,12 +34,7 @@ CLASSES = 11
 
 
 def _accel_checkpoint(prefix, version):
-    net = AccelNetwork(version, CLASSES)
-    key = net.key_test()
-    feat = key.get_internals()["res5c_relu_output"].infer_shape(data=SHAPE)[1][0]
-    args, aux = initialize_missing(mx.sym.Group([key, net.cur_test()]),
-                                   {"data": SHAPE, "data_key": SHAPE, "feat_key": feat}, {}, {})
-    save_checkpoint(prefix, 0, args, aux)
+    save_checkpoint(prefix, 0, *initialize_network(AccelNetwork(version, CLASSES), SHAPE))
     return prefix
 
 

@@ -303,17 +303,7 @@ def test_init_sh_cpu_branch_unchanged(tmp_path):
 # ---------------------------------------------------------------- on a GPU
 
 
-def cupy_gpu_or_skip():
-    try:
-        import cupy
-    except ImportError:
-        pytest.skip("CuPy is not installed (`sh init.sh --gpu` installs cupy-cuda11x)")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("CuPy finds no GPU")
-    except cupy.cuda.runtime.CUDARuntimeError as err:
-        pytest.skip(f"CuPy finds no usable GPU: {err}")
-    return cupy
+from test_operators import cupy_or_skip as cupy_gpu_or_skip  # noqa: E402
 
 
 def mxnet_gpu_or_skip():

@@ -14,8 +14,8 @@ onnx = pytest.importorskip("onnx", reason="onnx is not installed (requirements.t
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (requirements.txt)")
 
 from accel.core.inference import VideoSegmenter  # noqa: E402
-from accel.export.onnx import (DEEPLAB_FILE, UnsupportedOpError, export_deeplab,  # noqa: E402
-                               export_graph, export_network)
+from accel.export.networks import DEEPLAB_FILE, export_deeplab, export_network  # noqa: E402
+from accel.export.onnx import UnsupportedOpError, export_graph  # noqa: E402
 from accel.export.onnxruntime import OrtGraph  # noqa: E402
 from accel.utils.image import image_to_tensor, read_image, resize_image  # noqa: E402
 from dff_deeplab.symbol import AccelNetwork  # noqa: E402

@@ -108,24 +108,26 @@ def calibration_streams(video, pairs: int, chunk: int, means, scales, stride
 # ------------------------------------------------------------------- the segmenter side
 
 class ObservingSegmenter:
-    """A VideoSegmenter whose non-key graph also returns what the policies read (flow,
-    both branches' stride-16 scores), driven frame by frame with an explicit is_key.
-
-    Until accel.core.inference's own observation hook lands, this binds the extra outputs
-    itself (`Convolution5` x 2.5 = the flow in feature pixels, `score` = the propagated
-    branch, `<head>score` = the update branch)."""
+    """A VideoSegmenter driven frame by frame with an explicit is_key, returning what the
+    policies read (flow, both branches' stride-16 scores) through the segmenter's own
+    observation hook (a policy that records and decides nothing)."""
 
     def __init__(self, network, arg_params, aux_params, fast: bool = True):
-        from accel.core.inference import VideoSegmenter, _pick
-        self.seg = VideoSegmenter(network, arg_params, aux_params, interval=1, fast=fast)
-        v = self.seg.network.version
-        self.names = {"flow": "Convolution5_output", "warped": "score_output"}
-        if v.fusion == "score":
-            self.names["update"] = v.head_prefix + "score_output"
-        base = list(self.seg.cur_sym.list_outputs())
-        extra = [n for n in self.names.values() if n not in base]
-        self.seg.cur_sym = _pick(self.seg.network.cur_test(), base + extra)
-        self.has_update = "update" in self.names
+        from accel.core.inference import VideoSegmenter
+        from accel.core.keyframes import KeyframePolicy
+
+        class Recorder(KeyframePolicy):
+            name = "recorder"
+
+            def next_is_key(self, obs) -> bool:
+                return False   # the driver passes is_key itself
+
+        if fast and not network.fast:
+            from dff_deeplab.fast_symbol import FastAccelNetwork
+            network = FastAccelNetwork(network.name, network.num_classes, network.warp_op)
+        self.seg = VideoSegmenter(network, arg_params, aux_params, interval=1,
+                                  policy=Recorder())
+        self.has_update = self.seg.network.update_scores_output() is not None
 
     def reset(self) -> None:
         self.seg.reset()
@@ -133,37 +135,31 @@ class ObservingSegmenter:
     def step(self, data: np.ndarray, is_key: bool, age: int, index: int):
         """(FrameResult, FrameObservation, seconds spent copying the signals out)."""
         from accel.core.keyframes import FrameObservation
-        result = self.seg.step(data, is_key=is_key)
         t0 = time.perf_counter()
-        if is_key:
-            obs = FrameObservation(index, True, 0)
-        else:
-            out = dict(zip(self.seg._cur.outputs, self.seg._cur.exe.outputs))
-            obs = FrameObservation(
-                index, False, age, flow=out[self.names["flow"]].asnumpy()[0] * 2.5,
-                warped_scores=out[self.names["warped"]].asnumpy()[0],
-                update_scores=out[self.names["update"]].asnumpy()[0] if self.has_update
-                else None)
-        return result, obs, time.perf_counter() - t0
+        result = self.seg.step(data, is_key=is_key)
+        seen = result.observation
+        obs = FrameObservation(index, is_key, 0 if is_key else age, seen.flow,
+                               seen.warped_scores, seen.update_scores)
+        return result, obs, max(0.0, time.perf_counter() - t0 - result.network_s)
 
     def record(self, frames: Sequence[np.ndarray]) -> Dict[str, List[np.ndarray]]:
         """For every frame: the keyframe state (as if it were a keyframe), the flow from the
         previous frame and the update-branch scores (None for the first frame)."""
-        seg = self.seg
+        seg, net = self.seg, self.seg.network
         seg.reset()
         seg.step(frames[0], is_key=True)             # binds both graphs
         states, flows, updates = [], [None], [None]
         feat = None
         for i, frame in enumerate(frames):
             out = seg._key.forward(data=frame)
-            states.append(out[seg.state_name].asnumpy()[0])
+            states.append(out[net.state_output].asnumpy()[0])
             if feat is None:
                 feat = np.zeros((1,) + states[0].shape, np.float32)
             if i:
                 cur = seg._cur.forward(data=frame, data_key=frames[i - 1], feat_key=feat)
-                flows.append(cur[self.names["flow"]].asnumpy()[0] * 2.5)
-                updates.append(cur[self.names["update"]].asnumpy()[0] if self.has_update
-                               else None)
+                flows.append(cur[net.flow_output].asnumpy()[0] * 2.5)   # DFF's scaling
+                updates.append(cur[net.update_scores_output()].asnumpy()[0]
+                               if self.has_update else None)
         return {"state": states, "flow": flows, "update": updates}
 
 

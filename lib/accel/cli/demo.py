@@ -92,6 +92,12 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--int8-scope", choices=("key", "all"), default="key",
                        help="key: the keyframe trunk only (default); all: also the flow "
                             "network and the update branch")
+    speed.add_argument("--runtime", choices=("mxnet", "onnxruntime"), default="mxnet",
+                       help="run the graphs in MXNet (default) or export them to ONNX and run "
+                            "them in ONNX Runtime (README, 'Export and deployment')")
+    speed.add_argument("--providers", nargs="+", default=None, metavar="PROVIDER",
+                       help="with --runtime onnxruntime: its execution providers, in order "
+                            "(default: CPUExecutionProvider)")
 
 
 def _positive(kind):
@@ -139,6 +145,27 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                           "(accel.core.consistency)")
 
 
+def onnx_graph_factory(providers: Optional[Sequence[str]] = None):
+    """A VideoSegmenter graph factory: each graph exported to ONNX (into a temporary
+    folder, removed at exit) and run in ONNX Runtime."""
+    import atexit
+    import tempfile
+
+    from accel.export.onnx import export_graph
+    from accel.export.onnxruntime import OrtGraph
+
+    folder = tempfile.mkdtemp(prefix="accel-onnx-")
+    atexit.register(shutil.rmtree, folder, True)
+
+    def factory(name, sym, input_shapes, arg_params, aux_params, ctx):
+        size = "x".join(str(d) for d in input_shapes["data"][2:])
+        path = os.path.join(folder, f"{name}_{size}.onnx")
+        export_graph(sym, arg_params, aux_params, input_shapes, path)
+        logger.info("%s graph running in ONNX Runtime (%s)", name, path)
+        return OrtGraph(path, providers)
+    return factory
+
+
 def speed_options(args: argparse.Namespace, data: DemoData, ctx) -> Dict[str, Any]:
     """{'fast': bool, 'int8_calibration', 'int8_scope'} from the speed flags."""
     panels = getattr(args, "panels", False)
@@ -152,7 +179,16 @@ def speed_options(args: argparse.Namespace, data: DemoData, ctx) -> Dict[str, An
                     "per-branch scores)")
     calib = (calibration_frames(args.int8, data, args.int8_frames)
              if args.int8 is not None else None)
-    return {"fast": fast, "int8_calibration": calib, "int8_scope": args.int8_scope}
+    options = {"fast": fast, "int8_calibration": calib, "int8_scope": args.int8_scope}
+    runtime = getattr(args, "runtime", "mxnet")
+    if runtime == "onnxruntime":
+        if calib is not None:
+            raise ValueError("--int8 runs in MXNet; it cannot be combined with --runtime "
+                             "onnxruntime")
+        options["graph_factory"] = onnx_graph_factory(args.providers)
+    elif getattr(args, "providers", None):
+        raise ValueError("--providers is for --runtime onnxruntime")
+    return options
 
 
 @dataclass(frozen=True)
@@ -381,6 +417,7 @@ def accel_demo(argv: Optional[Sequence[str]], builders: Builders,
     out_dir = args.output or default_output_dir(slug, data, interval, args.video, args.avg)
     info = {"model": source, "version": row.name, "cfg": cfg_path, "device": str(ctx),
             "path": "fast" if segmenter.fast else "reference", "int8": args.int8,
+            "runtime": args.runtime,
             "keyframe_policy": policy.describe() if policy else {"policy": "fixed",
                                                                  "interval": interval}}
     try:

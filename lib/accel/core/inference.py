@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 Shape = Tuple[int, ...]
 
-__all__ = ["BoundGraph", "FrameResult", "FrameSegmenter", "VideoSegmenter", "param_shapes",
-           "share_params"]
+__all__ = ["BoundGraph", "FrameResult", "FrameSegmenter", "VideoSegmenter", "bind_graph",
+           "param_shapes", "share_params"]
 
 # Parameters the released checkpoints hold that no Accel graph reads (DESIGN.md: FlowNet's
 # `Convolution5_scale` map exists in the checkpoint but Accel never uses it).
@@ -109,8 +109,22 @@ def _pick(sym: mx.sym.Symbol, names: Sequence[str]) -> mx.sym.Symbol:
     return mx.sym.Group([internals[n] for n in names])
 
 
-def _argmax(scores: mx.nd.NDArray) -> np.ndarray:
-    return mx.nd.argmax(scores, axis=1).asnumpy()[0].astype(np.uint8)
+def _host(value) -> np.ndarray:
+    """A graph output on the host (NDArray from MXNet, or already NumPy from another
+    runtime's graph, e.g. accel.export.onnxruntime.OrtGraph)."""
+    return value.asnumpy() if isinstance(value, mx.nd.NDArray) else np.asarray(value)
+
+
+def _argmax(scores) -> np.ndarray:
+    if isinstance(scores, mx.nd.NDArray):
+        return mx.nd.argmax(scores, axis=1).asnumpy()[0].astype(np.uint8)
+    return np.asarray(scores).argmax(axis=1)[0].astype(np.uint8)
+
+
+def bind_graph(name: str, sym: mx.sym.Symbol, input_shapes: Mapping[str, Shape],
+               arg_params, aux_params, ctx: mx.Context) -> BoundGraph:
+    """The default graph factory: the Symbol bound by MXNet (`name` is 'key' or 'cur')."""
+    return BoundGraph(sym, input_shapes, arg_params, aux_params, ctx)
 
 
 class FrameSegmenter:
@@ -164,13 +178,18 @@ class VideoSegmenter:
     policy: a keyframe policy (accel.core.keyframes); None = `index % interval == 0`.
     allow_extra: accept checkpoint parameters that no graph of this version reads (logged);
         by default they are an error naming each one (e.g. a checkpoint of another version).
+    graph_factory: `(name, sym, input_shapes, arg_params, aux_params, ctx) -> graph` with
+        `forward(**inputs) -> {output name: array}`, `set_input` and `input`; default
+        `bind_graph` (MXNet). accel.cli.demo's `--runtime onnxruntime` passes one that
+        exports the graph and runs it in ONNX Runtime.
     """
 
     def __init__(self, network, arg_params, aux_params, interval: int = 5,
                  ctx: Optional[mx.Context] = None, panels: bool = False, source: str = "",
                  fast: Optional[bool] = None, original_io: bool = False,
                  int8_calibration: Optional[Sequence[np.ndarray]] = None,
-                 int8_scope: str = "key", policy=None, allow_extra: bool = False):
+                 int8_scope: str = "key", policy=None, allow_extra: bool = False,
+                 graph_factory=None):
         if int(interval) < 1:
             raise ValueError("keyframe interval must be >= 1, got %r" % (interval,))
         self.interval = int(interval)
@@ -180,6 +199,10 @@ class VideoSegmenter:
         self.original_io = original_io
         self.policy = policy
         self.allow_extra = allow_extra
+        self.graph_factory = graph_factory or bind_graph
+        if graph_factory is not None and (int8_calibration is not None or original_io):
+            raise ValueError("INT8 and the original demo's host work run on MXNet's graphs "
+                             "only, not with another graph runtime")
         self.args, self.aux = share_params(arg_params, aux_params, self.ctx)
         if fast and not network.fast:
             raise ValueError("fast=True needs the fast CPU graphs: pass "
@@ -256,7 +279,9 @@ class VideoSegmenter:
         key_args, key_aux = param_shapes(key_sym, key_inputs)
         cur_args, cur_aux = param_shapes(cur_sym, cur_inputs)
         want = ({**key_args, **cur_args}, {**key_aux, **cur_aux})
-        check_params(want, self.args, self.aux, allow_extra=True, source=self.source)
+        # Missing or mis-shaped parameters: one error listing each; unused ones: below.
+        check_params(want, {k: v for k, v in self.args.items() if k in want[0]},
+                     {k: v for k, v in self.aux.items() if k in want[1]}, source=self.source)
         extra = sorted(n for n in self.args if n not in want[0] and n not in KNOWN_UNUSED
                        and not n.startswith("_folded_"))
         extra += sorted("aux:" + n for n in self.aux if n not in want[1])
@@ -293,7 +318,8 @@ class VideoSegmenter:
                 graphs[name] = BoundGraph(qsym, inputs, qargs, qaux, self.ctx,
                                           output_names=sym.list_outputs())
             else:
-                graphs[name] = BoundGraph(sym, inputs, self.args, self.aux, self.ctx)
+                graphs[name] = self.graph_factory(name, sym, inputs, self.args, self.aux,
+                                                  self.ctx)
         self._key, self._cur = graphs["key"], graphs["cur"]
         self._shape = shape
         if self.fast:
@@ -354,7 +380,7 @@ class VideoSegmenter:
         feat = out[net.state_output if is_key else net.warped_output]
         scores = out[net.score_output(is_key)]
         if not net.upsampled:
-            pred_np = self._upsampler.labels(scores.asnumpy()[0], self.score_bias[is_key])
+            pred_np = self._upsampler.labels(_host(scores)[0], self.score_bias[is_key])
         elif self.original_io:
             pred_np = scores.asnumpy().argmax(axis=1)[0].astype(np.uint8)
         else:
@@ -380,7 +406,7 @@ class VideoSegmenter:
         from accel.core.keyframes import FrameObservation
 
         def host(name):
-            return out[name].asnumpy()[0] if name in out else None
+            return _host(out[name])[0] if name in out else None
 
         flow = host(self.network.flow_output)
         update = self.network.update_scores_output()

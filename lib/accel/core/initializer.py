@@ -75,3 +75,18 @@ def initialize_missing(sym: mx.sym.Symbol, input_shapes: Mapping[str, Tuple[int,
         logger.info("initialised %d parameters that no pretrained file provided (e.g. %s)",
                     len(filled), ", ".join(filled[:4]))
     return args, aux
+
+
+def initialize_network(network, shape: Tuple[int, ...], seed: int = 0
+                       ) -> Tuple[Dict[str, mx.nd.NDArray], Dict[str, mx.nd.NDArray]]:
+    """Initial values of every parameter of an Accel network's keyframe and non-key graphs
+    for frames of `shape` (1, 3, H, W): He-normal weights, bilinear upsampling kernels."""
+    key = network.key_test()
+    state = key.get_internals()[network.state_output].infer_shape(data=shape)[1][0]
+    inputs = {"data": shape, "data_key": shape, "feat_key": tuple(state)}
+    args: Dict[str, mx.nd.NDArray] = {}
+    aux: Dict[str, mx.nd.NDArray] = {}
+    for sym in (key, network.cur_test()):
+        args, aux = initialize_missing(sym, {k: v for k, v in inputs.items()
+                                             if k in sym.list_arguments()}, args, aux, seed)
+    return args, aux

@@ -1,7 +1,8 @@
 """Export of the Accel, DFF and DeepLab graphs to ONNX, and a runtime for the exported files.
 
 * `accel.export.onnx`: converters for the ops MXNet's exporter lacks (warp, deformable
-  convolution, fix_gamma BatchNorm) and `export_graph` / `export_network`;
+  convolution, fix_gamma BatchNorm) and `export_graph`;
+* `accel.export.networks`: the Accel/DFF and DeepLab graphs as files (`export_network`);
 * `accel.export.onnxruntime`: `OrtGraph`, an exported graph in ONNX Runtime with the
   `forward` / `set_input` interface of `accel.core.inference.BoundGraph`.
 

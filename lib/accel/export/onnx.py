@@ -1,27 +1,18 @@
 """Export of our MXNet graphs to ONNX: MXNet's own converters plus ours for the Accel ops.
 
-`mx.onnx` (MXNet 1.9, needs onnx < 1.15) converts the standard layers (Convolution,
-BatchNorm, Deconvolution, Crop, Pooling, ...). It has no converter for the ops that make
-Accel what it is; this module registers them for the duration of one export:
-
-* the warp: `GridGenerator(transform_type='warp')` + `BilinearSampler` (the official pair)
-  and our fused `accel_flow_warp` custom op, both as ONNX `GridSample` (opset 16; bilinear,
-  zeros outside, align_corners=1: MXNet's normalisation is (x + flow_x) / ((W - 1) / 2) - 1);
-* the deformable convolution (`_contrib_DeformableConvolution` and our fast path's
-  `accel_deformable_conv`), selectable:
-  - 'sampling' (default, any runtime with GridSample): each of the kh*kw taps is a bilinear
-    sample of the input at its shifted position (one GridSample per deformable group, taps
-    stacked), then a single 1x1 convolution over C*kh*kw channels with the reshaped kernel.
-    This is the definition of the operator, so it is exact up to float rounding; a sample
-    lands on zeros outside the map corner by corner, as MXNet's im2col does;
-  - 'deformconv': ONNX `DeformConv` (opset 19), for runtimes that implement it;
-* BatchNorm: MXNet's converter ignores `fix_gamma` (the zoo ResNets' `bn_data` has it: MXNet
-  then uses gamma = 1 whatever the checkpoint holds), ours honours it;
-* parameters: written as raw initializers (MXNet's converter lists every float through
-  Python, minutes for a ResNet-101), never as graph inputs.
-
-A graph with an op that none of these convert fails before any conversion with
-`UnsupportedOpError`, naming every such layer and op.
+`mx.onnx` (MXNet 1.9, needs onnx < 1.15) converts the standard layers. For the duration of
+one export this module adds converters for what makes Accel: the warp (the official
+`GridGenerator('warp')` + `BilinearSampler` and our `accel_flow_warp`) as ONNX `GridSample`
+(opset 16; bilinear, zeros outside, align_corners: MXNet normalises (x + flow_x) /
+((W - 1) / 2) - 1); the deformable convolution (`_contrib_DeformableConvolution`, our
+`accel_deformable_conv`) either as 'sampling' (default: each of the kh*kw taps a bilinear
+sample at its shifted position, one GridSample per deformable group, then one 1x1
+convolution over C*kh*kw channels: the operator's definition, exact up to rounding) or as
+'deformconv' (ONNX `DeformConv`, opset 19); BatchNorm honouring `fix_gamma` (MXNet's
+converter ignores it; the zoo ResNets' `bn_data` has it). Parameters become raw
+initializers, never graph inputs. An op none of these convert fails before any conversion
+with `UnsupportedOpError`, naming every such layer and op. The Accel and DeepLab graphs as
+files: accel.export.networks.
 """
 import contextlib
 import json
@@ -34,6 +25,8 @@ import numpy as np
 import onnx
 from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
 from onnx import TensorProto, helper, numpy_helper
+
+from accel.export.proto import HostArray, attach_weights, keep, name_output_dims
 
 logger = logging.getLogger(__name__)
 
@@ -434,15 +427,25 @@ def export_graph(sym: mx.sym.Symbol, arg_params: Mapping, aux_params: Mapping,
     weights: Dict[str, np.ndarray] = {}
     with _exporter(our_converters(deformable, weights), opset):
         graph = MXNetGraph().create_onnx_graph_proto(
-            sym, {k: _HostArray(v) for k, v in params.items()}, shapes,
+            sym, {k: HostArray(v) for k, v in params.items()}, shapes,
             [TensorProto.FLOAT] * len(shapes), opset_version=opset, dynamic=dynamic,
             dynamic_input_shapes=dyn)
     if dynamic:
-        _name_output_dims(graph)
+        name_output_dims(graph)
+    # An output that other nodes also read (the fast keyframe graph's fc6_state) can be
+    # left out of the exporter's list: add every symbol output a node produces.
+    produced = {o for node in graph.node for o in node.output}
+    listed = {vi.name for vi in graph.output}
+    out_shapes = sym.infer_shape(**dict(zip(inputs, shapes)))[1]
+    for mx_name, shape in zip(sym.list_outputs(), out_shapes):
+        name = mx_name[:-len("_output")] if mx_name.endswith("_output") else mx_name
+        if name not in listed and name in produced:
+            dims = [d if not dynamic or i < 2 else None for i, d in enumerate(shape)]
+            graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
     # Outputs in the symbol's order (the exporter lists them node by node).
     order = {n[:-len("_output")] if n.endswith("_output") else n: i
              for i, n in enumerate(sym.list_outputs())}
-    _keep(graph.output, sorted(graph.output, key=lambda vi: order.get(vi.name, len(order))))
+    keep(graph.output, sorted(graph.output, key=lambda vi: order.get(vi.name, len(order))))
     model = helper.make_model(graph, producer_name="accel", doc_string=doc,
                               opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
@@ -455,7 +458,7 @@ def export_graph(sym: mx.sym.Symbol, arg_params: Mapping, aux_params: Mapping,
     # Checked (types, shapes, ops at this opset) with the weights as typed graph inputs,
     # then the weights become initializers, not graph inputs.
     onnx.checker.check_model(model, full_check=True)
-    _attach_weights(model.graph, inputs, weights)
+    attach_weights(model.graph, inputs, weights)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
@@ -463,154 +466,3 @@ def export_graph(sym: mx.sym.Symbol, arg_params: Mapping, aux_params: Mapping,
                 ", ".join("%s %s" % (n, s) for n, s in zip(inputs, dyn or shapes)),
                 ", ".join(o.name for o in model.graph.output))
     return model
-
-
-class _HostArray:
-    """A NumPy parameter as the exporter reads one (shape, dtype, asnumpy), so that it
-    is not copied into an NDArray and back."""
-
-    def __init__(self, value):
-        self.value = value.asnumpy() if isinstance(value, mx.nd.NDArray) else np.asarray(value)
-        self.shape, self.dtype = self.value.shape, self.value.dtype
-
-    def asnumpy(self) -> np.ndarray:
-        return self.value
-
-
-def _keep(field, items) -> None:
-    """Replace a repeated field's entries by (copies of) `items`, in that order."""
-    copies = []
-    for item in items:
-        copy = type(item)()
-        copy.CopyFrom(item)
-        copies.append(copy)
-    del field[:]
-    field.extend(copies)
-
-
-def _attach_weights(graph: onnx.GraphProto, inputs: Sequence[str],
-                    weights: Mapping[str, np.ndarray]) -> None:
-    """Graph inputs: only the real inputs; the weights any node reads as initializers (not
-    a loss layer's unused label)."""
-    _keep(graph.input, [vi for vi in graph.input if vi.name in inputs])
-    read = {name for node in graph.node for name in node.input}
-    for name, array in weights.items():
-        if name in read:
-            tensor = graph.initializer.add()
-            tensor.name = name
-            tensor.data_type = onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[array.dtype]
-            tensor.dims.extend(array.shape)
-            tensor.raw_data = array.tobytes()
-
-
-def _name_output_dims(graph: onnx.GraphProto) -> None:
-    """Symbolic names for the dynamic output dims (the exporter leaves them blank)."""
-    for vi in graph.output:
-        for i, dim in enumerate(vi.type.tensor_type.shape.dim):
-            if not dim.dim_param and not dim.HasField("dim_value"):
-                dim.dim_param = "%s_dim%d" % (vi.name, i)
-
-
-# -- the Accel, DFF and DeepLab graphs --------------------------------------------------------
-
-# What each graph's inputs are, stored in the files' metadata and shown by the export script.
-INPUT_DOCS = {
-    "data": "the frame to segment (N, 3, H, W) float32: RGB minus the means "
-            "R 123.15, G 115.90, B 103.06, no scaling",
-    "data_key": "the previous frame (keyframe or not), preprocessed the same way",
-    "feat_key": "the propagated state: the keyframe's state output, or the previous "
-                "non-key frame's `warping_feat`",
-}
-GRAPH_FILES = {"key": "key_test", "cur": "cur_test"}
-
-
-def network_outputs(network, graph: str) -> List[str]:
-    """MXNet output names a segmenter reads from an Accel graph ('key' or 'cur'): the
-    state and the scores of `key_test`, the new state `warping_feat` and the fused scores
-    of `cur_test` (both graphs also pass inputs through, which an export leaves out)."""
-    if graph == "key":
-        return network.key_test().list_outputs()[2:]
-    if graph == "cur":
-        return network.cur_test().list_outputs()[1:]
-    raise ValueError("graph %r: expected 'key' or 'cur'" % (graph,))
-
-
-def graph_file(network, graph: str) -> str:
-    """File name of an exported Accel graph: `accel_18.key_test.onnx`, `dff.cur_test.onnx`."""
-    stem = "dff" if network.name == "dff" else "accel_%s" % network.name
-    return "%s.%s.onnx" % (stem, GRAPH_FILES[graph])
-
-
-def _pick(sym: mx.sym.Symbol, names: Sequence[str]) -> mx.sym.Symbol:
-    internals = sym.get_internals()
-    available = set(internals.list_outputs())
-    absent = [n for n in names if n not in available]
-    if absent:
-        raise ValueError("the graph has no outputs %s" % absent)
-    return mx.sym.Group([internals[n] for n in names])
-
-
-def export_network(network, arg_params: Mapping, aux_params: Mapping, frame_shape: Shape,
-                   folder: Union[str, Path], graphs: Sequence[str] = ("key", "cur"),
-                   extra_outputs: Sequence[str] = (), deformable: str = "sampling",
-                   dynamic: bool = False, source: str = "") -> Dict[str, Path]:
-    """Export the keyframe ('key') and non-key ('cur') graphs of an Accel network (any
-    builder with key_test/cur_test: the official AccelNetwork or the fast CPU one) for
-    frames of `frame_shape` (1, 3, H, W) into `folder`; returns {graph: path}.
-
-    Key graph: input `data`; outputs the state and scores (`res5c_relu`, `croped_score`).
-    Non-key graph: inputs `data`, `data_key`, `feat_key` (INPUT_DOCS); outputs
-    `warping_feat` (the next state) and the scores (`correction`, or `croped_score` for
-    101 and dff). extra_outputs: more internal outputs by MXNet name (e.g. the branch
-    scores `croped_score_output`), where a graph has them.
-    """
-    params = dict(arg_params)
-    if getattr(network, "fast", False):  # derived kernels (fast path), computed on NDArrays
-        params.update(network.derived_params(
-            {k: v if isinstance(v, mx.nd.NDArray) else mx.nd.array(v)
-             for k, v in params.items()}))
-    state = network_outputs(network, "key")[0]
-    state_shape = tuple(network.key_test().get_internals()[state].infer_shape(
-        data=tuple(frame_shape))[1][0])
-    shapes = {"key": {"data": tuple(frame_shape)},
-              "cur": {"data": tuple(frame_shape), "data_key": tuple(frame_shape),
-                      "feat_key": state_shape}}
-    paths = {}
-    for graph in graphs:
-        sym = network.key_test() if graph == "key" else network.cur_test()
-        available = set(sym.get_internals().list_outputs())
-        names = network_outputs(network, graph)
-        names += [n for n in extra_outputs if n in available and n not in names]
-        inputs = shapes[graph]
-        meta = {"accel.graph": graph_file(network, graph)[:-len(".onnx")],
-                "accel.version": network.name, "accel.state": state,
-                "accel.fast": str(bool(getattr(network, "fast", False))),
-                "accel.inputs": json.dumps({k: INPUT_DOCS[k] for k in inputs}),
-                "accel.source": source}
-        paths[graph] = Path(folder) / graph_file(network, graph)
-        export_graph(_pick(sym, names), params, aux_params, inputs, paths[graph],
-                     deformable=deformable, dynamic=dynamic, metadata=meta,
-                     doc="%s of Accel version %s; inputs: %s" % (
-                         GRAPH_FILES[graph], network.name,
-                         "; ".join("%s = %s" % (k, INPUT_DOCS[k]) for k in inputs)))
-    return paths
-
-
-DEEPLAB_FILE = "deeplab_resnet_v1_101.test.onnx"
-
-
-def export_deeplab(arg_params: Mapping, aux_params: Mapping, frame_shape: Shape,
-                   folder: Union[str, Path], num_classes: int = 19, dynamic: bool = False,
-                   source: str = "") -> Path:
-    """Export the frame-by-frame DeepLab-101 (`deeplab_resnet_v1_101.test`): input `data`,
-    outputs `croped_score` and `softmax` (per-pixel class probabilities)."""
-    from deeplab.symbol import deeplab_resnet_v1_101
-
-    sym = _pick(deeplab_resnet_v1_101(num_classes),
-                ["croped_score_output", "softmax_output"])
-    path = Path(folder) / DEEPLAB_FILE
-    export_graph(sym, arg_params, aux_params, {"data": tuple(frame_shape)}, path,
-                 dynamic=dynamic, doc="DeepLab-101 frame by frame; data = " + INPUT_DOCS["data"],
-                 metadata={"accel.graph": "deeplab_resnet_v1_101.test", "accel.source": source,
-                           "accel.inputs": json.dumps({"data": INPUT_DOCS["data"]})})
-    return path
