@@ -187,3 +187,17 @@ def test_the_demo_over_onnx_runtime_equals_the_mxnet_demo(accel18, tmp_path, ver
     assert ort["mIoU"] == pytest.approx(ref["mIoU"], abs=2e-3)
     with pytest.raises(ValueError, match="--providers is for --runtime onnxruntime"):
         accel_demo(base + ["--providers", "CPUExecutionProvider"], builders)
+
+
+def test_the_demo_looks_for_a_cfgs_checkpoint_where_training_writes_it(tmp_path, monkeypatch):
+    """Relative paths in a yaml are relative to the repository root for the demo too, from
+    whatever folder it runs in (as for the training runners)."""
+    from accel.cli import REPO_ROOT
+    from accel.cli.demo import SAMPLE_CFG, Builders, accel_demo
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as err:
+        accel_demo(["--cfg", str(Path(REPO_ROOT) / SAMPLE_CFG), "--cpu", "--epoch", "9999"],
+                   Builders(AccelNetwork, FastAccelNetwork))
+    assert str(Path(REPO_ROOT) / "output") in str(err.value)
+    assert not (tmp_path / "output").exists()

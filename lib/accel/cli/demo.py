@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from accel.cli import REPO_ROOT, repo_path
 from accel.cli.data import DATA_SOURCES, DemoData, calibration_frames, demo_data, open_dataset
-from accel.config import load_config, parse_gpus
+from accel.config import load_config, parse_gpus, resolve_paths
 from accel.core.tester import (evaluate_snippets, format_pct, metrics_table, segment_video,
                                select_snippets)
 from accel.core.keyframes import POLICIES, make_policy
@@ -232,12 +232,13 @@ def load_model(prefix: str, epoch: int, origin: str) -> Tuple[Dict, Dict]:
 
 
 def load_config_file(path: Optional[str]):
-    """(cfg, path) of --cfg, or (None, None)."""
+    """(cfg, path) of --cfg, or (None, None). Relative paths inside the yaml are relative to
+    the repository root, as for the training runners, so the demo finds their checkpoints."""
     if path is None:
         return None, None
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--cfg {path}: file not found")
-    return load_config(path), path
+    return resolve_paths(load_config(path), REPO_ROOT), path
 
 
 # --------------------------------------------------------------------------- outputs
