@@ -290,11 +290,11 @@ class VideoSegmenter:
                 "%s holds %d parameter(s) that %s does not use: %s; is it a checkpoint of "
                 "another version? (accept them with --allow-extra-params)"
                 % (self.source or "the checkpoint", len(extra), net.version.method,
-                   ", ".join(extra[:12]) + (" ..." if len(extra) > 12 else "")))
+                   ", ".join(extra)))
         if extra:
             logger.warning("%s: %d parameter(s) not used by %s (ignored): %s",
                            self.source or "checkpoint", len(extra), net.version.method,
-                           ", ".join(extra[:12]))
+                           ", ".join(extra))
 
     def _bind(self, shape: Shape) -> None:
         """Bind both graphs for frames of `shape` (once; a new shape rebinds, logged)."""
