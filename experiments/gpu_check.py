@@ -15,7 +15,6 @@ on both with `kvstore: device`. Exits 1 when a check fails.
 import argparse
 import json
 import logging
-import os
 import subprocess
 import sys
 import tempfile
