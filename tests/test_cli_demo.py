@@ -1,5 +1,6 @@
 """The demos' command line: data sources as configs, output folders, flag checks."""
 import argparse
+import json
 from pathlib import Path
 
 import cv2
@@ -142,6 +143,38 @@ def test_keyframe_policies_on_a_video(accel18, tmp_path):
     assert "Keyframes: 3 of 6 frames" in (tmp_path / "flow" / "results.md").read_text()
     with pytest.raises(ValueError, match="needs a threshold"):
         accel_demo(base + ["--keyframe-policy", "disagreement"], builders)
+
+
+def test_keyframe_rate_alone_calibrates_the_threshold_on_the_training_split(accel18, tmp_path):
+    """Budget mode in the demo: --keyframe-rate without --threshold sets the threshold on
+    streams of the data set's training split (never the frames segmented) and records it."""
+    from accel.cli.demo import Builders, accel_demo
+    from accel.utils.checkpoint import save_checkpoint
+
+    prefix = str(tmp_path / "a18")
+    save_checkpoint(prefix, 0, *accel18)
+    base = ["-v", "18", "--video", str(SAMPLE_VAL), "-e", "6", "--model", prefix, "--no-video",
+            "--scales", "64", "96", "--cpu", "--keyframe-policy", "flow",
+            "--keyframe-rate", "0.5", "--calibration-pairs", "3"]
+    res = accel_demo(base + ["--output", str(tmp_path / "budget")], Builders(AccelNetwork,
+                                                                            FastAccelNetwork))
+    policy = res["keyframe_policy"]
+    assert policy["policy"] == "flow" and (policy["min_gap"], policy["max_gap"]) == (1, 4)
+    cal = policy["calibration"]
+    assert cal["threshold"] == policy["threshold"] and 0 <= cal["train_rate"] <= 1
+    assert "sample_data/camvid (train)" in cal["calibration"]
+    assert res["schedule"]["gap_max"] is None or res["schedule"]["gap_max"] <= 4
+    saved = json.loads((tmp_path / "budget" / "metrics.json").read_text())
+    assert saved["keyframe_policy"]["threshold"] == policy["threshold"]
+    assert res["method"] == "Accel-18"        # not DeepLab-101: the policy picks keyframes
+    with pytest.raises(ValueError, match="needs -i/--interval K > 1"):
+        accel_demo([a for a in base if a not in ("--video", str(SAMPLE_VAL))]
+                   + ["--output", str(tmp_path / "y")], Builders(AccelNetwork,
+                                                                  FastAccelNetwork))
+    labelled = [a for a in base if a not in ("--video", str(SAMPLE_VAL))] + ["-i", "3"]
+    with pytest.raises(ValueError, match="--calibration-split val.*segmented"):
+        accel_demo(labelled + ["--calibration-split", "val", "--output", str(tmp_path / "x")],
+                   Builders(AccelNetwork, FastAccelNetwork))
 
 
 def test_segmenter_policies_fixed_equals_today_and_always_equals_interval_one(accel18):

@@ -187,6 +187,42 @@ def test_table_script_writes_the_readme_table(models, tmp_path):
         reproduce_tables.main(["--versions", "34", "--output", str(out)] + SMALL)
 
 
+def test_table_script_adds_fixed_vs_adaptive_rows(models, tmp_path):
+    reproduce_tables = _load_script(ROOT / "experiments" / "dff_deeplab" / "reproduce_tables.py")
+    out = tmp_path / "tables"
+    argv = ["--versions", "dff", "18", "--intervals", "3", "-e", "4", "--output", str(out),
+            "--model", f"dff={models['18']}", "--model", f"18={models['18']}",
+            "--keyframe-policies", "flow", "disagreement", "--calibration-pairs", "3"] + SMALL
+    res = reproduce_tables.main(argv)
+    block = res["keyframes"]["versions"]
+    assert list(block) == ["dff", "18"] and res["keyframes"]["rates"] == [3]
+    # DFF has no update branch: no disagreement rows
+    assert [r["policy"] for r in block["dff"]["adaptive"]] == ["flow"]
+    assert [r["policy"] for r in block["18"]["adaptive"]] == ["flow", "disagreement"]
+    fixed3 = block["18"]["fixed"][1]["schedule"]
+    frames = fixed3["frames"]                  # the whole val clip, streamed continuously
+    assert frames == len(list((SAMPLE / "val").glob("*.png")))
+    assert fixed3["keyframes"] == -(-frames // 3)
+    for row in block["dff"]["adaptive"] + block["18"]["adaptive"]:
+        s = row["schedule"]
+        assert row["threshold"] is not None and 0 <= row["train_rate"] <= 1
+        assert (row["min_gap"], row["max_gap"]) == (1, 6)
+        assert s["gap_max"] is None or s["gap_max"] <= 6
+    table = (out / "tables.md").read_text()
+    assert "## Fixed vs adaptive keyframes (continuous stream)" in table
+    assert "| Accel-18 | disagreement | 1/3 |" in table
+    assert "| Deep Feature Flow | flow | 1/3 |" in table
+    saved = json.loads((out / "tables.json").read_text())
+    assert "_streams" not in saved["keyframes"] and saved["keyframes"]["versions"]["18"]
+    for name in ("keyframes_miou_vs_rate.png", "keyframes_miou_vs_time.png"):
+        assert cv2.imread(str(out / name)) is not None
+    # thresholds are never set on the split reported
+    with pytest.raises(ValueError, match="--calibration-split val"):
+        reproduce_tables.main(argv + ["--calibration-split", "val"])
+    with pytest.raises(ValueError, match="--keyframe-rates"):
+        reproduce_tables.main(argv + ["--keyframe-rates", "1"])
+
+
 def _constant_classes_miou(label_paths_and_classes, num_classes=CLASSES):
     """mIoU (NumPy, from the label files) of predicting one class everywhere per frame."""
     conf = np.zeros((num_classes, num_classes), np.int64)

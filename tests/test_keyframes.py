@@ -3,6 +3,7 @@ the adaptive ones respect their gaps, and the budget mode hits its rate."""
 import numpy as np
 import pytest
 
+from accel.core.budget import ObservingSegmenter, ReferenceHead, calibrate_for_rate, simulate
 from accel.core.keyframes import (AlwaysKey, BranchDisagreement, FixedInterval,
                                   FlowInconsistency, FlowMagnitude, FrameObservation,
                                   calibrate_threshold, default_gaps, make_policy, replay,
@@ -151,34 +152,24 @@ def test_bad_arguments_fail_clearly():
 
 # --- with the real segmenter on the sample clip ---------------------------------------------
 
-def _adaptive_module():
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "experiments" / "dff_deeplab" / "adaptive_keyframes.py"
-    spec = importlib.util.spec_from_file_location("adaptive_keyframes", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def sample_run():
     """Accel-18 (deterministic random weights) over the 12 frames of the sample clip."""
     from pathlib import Path
     from accel.utils.image import read_image
     from dff_deeplab.symbol import AccelNetwork
+    from accel.core.tester import prepare_frame
     from oracle import oracle_network_params
-    ak = _adaptive_module()
     clip = sorted((Path(__file__).resolve().parents[1] / "sample_data" / "camvid" / "val")
                   .glob("*.png"))
-    frames = [ak.preprocess(read_image(str(p)), (103.06, 115.9, 123.15), (128, 192), 32)[1]
+    frames = [prepare_frame(read_image(str(p)), (103.06, 115.9, 123.15), (128, 192), 32).data
               for p in clip]
     net = AccelNetwork("18")
     args, aux = oracle_network_params(net, frames[0].shape)
-    return ak, net, args, aux, frames
+    return net, args, aux, frames
 
 
-def _drive(ak, seg, frames, policy):
+def _drive(seg, frames, policy):
     """Closed loop: the policy decides each next frame; (flags, preds, observations)."""
     policy.reset()
     seg.reset()
@@ -195,37 +186,36 @@ def _drive(ak, seg, frames, policy):
 
 def test_segmenter_fixed_policy_is_bit_identical_and_always_is_interval_one(sample_run):
     from accel.core.inference import VideoSegmenter
-    ak, net, args, aux, frames = sample_run
-    seg = ak.ObservingSegmenter(net, args, aux, fast=False)
+    net, args, aux, frames = sample_run
+    seg = ObservingSegmenter(net, args, aux)
     for interval in (1, 3):
         plain = VideoSegmenter(net, args, aux, interval=interval)
         today = [plain.step(f) for f in frames]
         policy = AlwaysKey() if interval == 1 else FixedInterval(interval)
-        flags, preds, _ = _drive(ak, seg, frames, policy)
+        flags, preds, _ = _drive(seg, frames, policy)
         assert flags == [r.is_key for r in today] == [i % interval == 0 for i in range(12)]
         assert all(np.array_equal(p, r.pred) for p, r in zip(preds, today))
 
 
 def test_budget_mode_hits_its_rate_on_the_sample_clip(sample_run):
-    ak, net, args, aux, frames = sample_run
-    seg = ak.ObservingSegmenter(net, args, aux, fast=False)
+    net, args, aux, frames = sample_run
+    seg = ObservingSegmenter(net, args, aux)
     records = [seg.record(frames)]
-    head = ak.ReferenceHead(seg.seg.args)
+    head = ReferenceHead(seg.seg.args)
     for name in ("flow", "disagreement"):
-        factory = lambda t: make_policy(name, threshold=t, rate=1 / 3)
-        run = lambda policy: ak.simulate(policy, records, head, True)
-        cal = calibrate_threshold(factory, run, 1 / 3)
+        policy, cal = calibrate_for_rate(name, 1 / 3, records, head, name == "disagreement")
         if name == "flow":   # (random weights: the branches' disagreement is degenerate)
             assert abs(cal["rate"] - 1 / 3) <= 1 / 11 + 1e-9, (name, cal)
         # the segmenter, run closed loop with that threshold, makes the same schedule
-        flags, _, seen = _drive(ak, seg, frames, factory(cal["threshold"]))
-        assert flags == run(factory(cal["threshold"]))[0], name
+        flags, _, seen = _drive(seg, frames, policy)
+        again = make_policy(name, threshold=cal["threshold"], rate=1 / 3)
+        assert flags == simulate(again, records, head, True)[0], name
         assert sum(flags[1:]) / 11 == pytest.approx(cal["rate"])
     # the NumPy propagation reproduces the segmenter's warped scores
     state = records[0]["state"][0]
     for i in (1, 2):
         state = head.warp(state, records[0]["flow"][i])
         if i == 1:
-            _, _, seen = _drive(ak, seg, frames[:3], FixedInterval(3))
+            _, _, seen = _drive(seg, frames[:3], FixedInterval(3))
         np.testing.assert_allclose(head.scores(state), seen[i].warped_scores, rtol=1e-3,
                                    atol=1e-3)

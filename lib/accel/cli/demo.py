@@ -13,7 +13,7 @@ import argparse
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from accel.cli import REPO_ROOT, repo_path
@@ -359,22 +359,52 @@ def add_keyframe_arguments(parser: argparse.ArgumentParser) -> None:
                           "exceeds it)")
     key.add_argument("--keyframe-rate", type=_positive(float), default=None, metavar="R",
                      help="target keyframe rate: sets the adaptive policy's gaps (from "
-                          "1/(2R) to 2/R frames); its threshold for R comes from the training "
-                          "split (experiments/dff_deeplab/adaptive_keyframes.py, budget mode)")
+                          "1/(2R) to 2/R frames) and, without --threshold, the threshold "
+                          "that gives R on streams of the data set's training split (budget "
+                          "mode; recorded in metrics.json)")
+    key.add_argument("--calibration-split", default="train",
+                     help="budget mode: the split whose streams set the threshold (default "
+                          "train; never the split segmented)")
+    key.add_argument("--calibration-pairs", type=_positive(int), default=40,
+                     help="budget mode: consecutive pairs of that split behind the "
+                          "calibration streams (default 40)")
     key.add_argument("--min-gap", type=_positive(int), default=None,
                      help="at least this many frames from one keyframe to the next")
     key.add_argument("--max-gap", type=_positive(int), default=None,
                      help="at most this many frames from one keyframe to the next")
 
 
-def keyframe_policy(args: argparse.Namespace, interval: int):
-    """The policy of the flags; None for the fixed interval (the segmenter's own)."""
+def keyframe_policy(args: argparse.Namespace, interval: int, budget=None):
+    """(the policy of the flags, its budget-mode calibration or None); the policy is None
+    for the fixed interval (the segmenter's own). `budget(name, rate, min_gap, max_gap)`
+    calibrates a threshold when --keyframe-rate comes without --threshold."""
     if args.keyframe_policy == "fixed":
         if args.threshold is not None:
             raise ValueError("--threshold is for an adaptive --keyframe-policy, not 'fixed'")
-        return None
+        return None, None
+    if args.threshold is None and args.keyframe_rate is not None and budget is not None:
+        if args.keyframe_rate > 1:
+            raise ValueError(f"--keyframe-rate {args.keyframe_rate}: expected a rate in "
+                             f"(0, 1], e.g. 0.2 for one keyframe in 5 frames")
+        return budget(args.keyframe_policy, args.keyframe_rate, args.min_gap, args.max_gap)
     return make_policy(args.keyframe_policy, interval, args.threshold, args.keyframe_rate,
-                       args.min_gap, args.max_gap)
+                       args.min_gap, args.max_gap), None
+
+
+def _budget(args: argparse.Namespace, data: DemoData, network, arg_params, aux_params, ctx,
+            source: str, allow_extra: bool, options: Dict[str, Any]):
+    """Budget mode of the demo: calibrate on --calibration-split of the demo's data set."""
+    def budget(name, rate, min_gap, max_gap):
+        from accel.cli.keyframes import CALIBRATION_STEPS, budget_policy
+        if args.calibration_split == data.split and not args.video:
+            raise ValueError(f"--calibration-split {data.split}: the threshold must not be "
+                             f"set on the split segmented")
+        train = open_dataset(replace(data, split=args.calibration_split, label_root=None))
+        return budget_policy(name, rate, network, arg_params, aux_params, train,
+                             CALIBRATION_STEPS.get(data.name, 1), args.calibration_pairs,
+                             ctx=ctx, source=source, allow_extra=allow_extra,
+                             min_gap=min_gap, max_gap=max_gap, options=options)
+    return budget
 
 
 def accel_demo(argv: Optional[Sequence[str]], builders: Builders,
@@ -407,20 +437,30 @@ def accel_demo(argv: Optional[Sequence[str]], builders: Builders,
                                cfg.network.WARP_OP if cfg is not None else "builtin",
                                speed.pop("fast"))
     source = params_path(prefix, epoch)
+    if args.keyframe_policy not in ("fixed", "always") and interval == 1 and not args.video:
+        raise ValueError(f"--keyframe-policy {args.keyframe_policy} on the labelled split needs "
+                         f"-i/--interval K > 1: each labelled frame is reached from a keyframe "
+                         f"K-1 frames before it, and the policy may add keyframes in between")
     from accel.core.inference import VideoSegmenter
-    policy = keyframe_policy(args, interval)
+    allow_extra = args.allow_extra_params or row.name == "dff"
+    policy, calibration = keyframe_policy(args, interval, _budget(
+        args, data, network, arg_params, aux_params, ctx, source, allow_extra,
+        {k: v for k, v in speed.items() if k != "graph_factory"}))  # (calibrates in MXNet)
     segmenter = VideoSegmenter(network, arg_params, aux_params, interval, ctx=ctx,
                                panels=args.panels, source=source, policy=policy,
-                               allow_extra=args.allow_extra_params or row.name == "dff",
-                               **speed)
-    method = REFERENCE.method if interval == 1 else row.method
-    slug = f"{REFERENCE.slug}-{row.slug}" if interval == 1 else row.slug
+                               allow_extra=allow_extra, **speed)
+    # An adaptive policy decides the keyframes itself: the method is the version's own.
+    frame_by_frame = interval == 1 and (policy is None or args.keyframe_policy == "always")
+    method = REFERENCE.method if frame_by_frame else row.method
+    slug = f"{REFERENCE.slug}-{row.slug}" if frame_by_frame else row.slug
     out_dir = args.output or default_output_dir(slug, data, interval, args.video, args.avg)
     info = {"model": source, "version": row.name, "cfg": cfg_path, "device": str(ctx),
             "path": "fast" if segmenter.fast else "reference", "int8": args.int8,
             "runtime": args.runtime,
             "keyframe_policy": policy.describe() if policy else {"policy": "fixed",
                                                                  "interval": interval}}
+    if calibration is not None:
+        info["keyframe_policy"]["calibration"] = calibration
     try:
         return run_demo(args, data, segmenter, interval, method,
                         row.fusion == "score", out_dir, info)

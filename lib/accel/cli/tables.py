@@ -6,10 +6,11 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from accel.cli import repo_path
+from accel.cli import keyframes, repo_path
 from accel.cli.demo import (Builders, add_data_arguments, add_speed_arguments,
                             demo_data, load_model, open_dataset, speed_options)
 from accel.core.inference import VideoSegmenter
+from accel.cli.keyframes import ADAPTIVE
 from accel.core.tester import evaluate_snippets, select_snippets
 from accel.symbols.versions import ACCEL_SOURCE, ACCEL_VERSIONS, PAPER_ROWS, REFERENCE, get_version
 from accel.utils.checkpoint import list_checkpoints, params_path
@@ -42,6 +43,18 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                         help="whose keyframe network gives the DeepLab-101 row (default: the "
                              "first version run)")
     parser.add_argument("--output", default="output/tables", help="output folder")
+    key = parser.add_argument_group(
+        "adaptive keyframes", "rows of fixed against adaptive schedules at the same keyframe "
+        "rate, on the continuous test stream (accel.cli.keyframes; README, Keyframe policies)")
+    key.add_argument("--keyframe-policies", nargs="+", default=[], choices=list(ADAPTIVE),
+                     metavar="POLICY", help=f"adaptive policies to add ({', '.join(ADAPTIVE)}); "
+                     "each version runs those it supports")
+    key.add_argument("--keyframe-rates", nargs="+", type=int, default=None, metavar="I",
+                     help="target rates 1/I of the adaptive rows (default: --intervals > 1)")
+    key.add_argument("--calibration-split", default="train",
+                     help="split whose streams set each threshold (never the one reported)")
+    key.add_argument("--calibration-pairs", type=int, default=40,
+                     help="consecutive training pairs behind the calibration streams")
     add_data_arguments(parser)
     add_speed_arguments(parser)
     return parser
@@ -73,6 +86,8 @@ def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
     versions = list(dict.fromkeys(args.versions))
     reference = args.reference or versions[0]
     need = list(dict.fromkeys(versions + ([reference] if 1 in args.intervals else [])))
+    # DFF last: its adaptive rows reuse the recordings of an Accel version on its checkpoint
+    need.sort(key=lambda v: v == "dff")
     prefixes = model_prefixes(args, need)
     data = demo_data(args)
     dataset = open_dataset(data)
@@ -81,6 +96,7 @@ def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
     fast = speed.pop("fast")
     num_ex = 0 if args.num_ex is None else args.num_ex
     runs: List[Dict[str, Any]] = []
+    adaptive = _adaptive_setup(args, data, dataset, versions) if args.keyframe_policies else None
     started = time.perf_counter()
     for version in need:
         arg_params, aux_params = load_model(prefixes[version], args.epoch,
@@ -107,6 +123,14 @@ def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
                          "time_per_frame": res["timing"]["network"]["all"]["mean"],
                          "by_distance": {d: r["mIoU"] for d, r in res["by_distance"].items()},
                          "IoU": res["IoU"], "timing": res["timing"]})
+        if adaptive is not None and version in versions:
+            cand = keyframes.Candidate(version, network, arg_params, aux_params,
+                                       params_path(prefixes[version], args.epoch),
+                                       allow_extra=args.allow_extra_params or version == "dff",
+                                       options=speed)
+            adaptive["versions"].update(keyframes.compare(
+                [cand], adaptive["_streams"], dataset, adaptive["_cal"], adaptive["rates"],
+                args.keyframe_policies, ctx=ctx, recorded=adaptive["_recorded"]))
         del arg_params, aux_params
     settings = {"dataset": data.name, "split": data.split, "root": data.root,
                 "scales": data.scales, "stride": data.stride, "device": str(ctx),
@@ -114,7 +138,36 @@ def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
                 "num_ex": num_ex, "reference": reference, "epoch": args.epoch,
                 "int8": args.int8,
                 "total_seconds": time.perf_counter() - started}
-    return {"settings": settings, "runs": runs}
+    out = {"settings": settings, "runs": runs}
+    if adaptive is not None:
+        out["keyframes"] = {k: v for k, v in adaptive.items() if not k.startswith("_")}
+        out["keyframes"]["versions"] = {v: adaptive["versions"][v] for v in versions}
+    return out
+
+
+def _adaptive_setup(args: argparse.Namespace, data, dataset, versions) -> Dict[str, Any]:
+    """What the adaptive rows need before any network runs: the test stream, the training
+    split's calibration streams (an error here stops the run before anything is written)."""
+    from dataclasses import replace
+    rates = args.keyframe_rates or [i for i in args.intervals if i > 1]
+    if not rates or any(r < 2 for r in rates):
+        raise ValueError(f"--keyframe-rates must be >= 2 (rate 1/I), got {rates or 'none'} "
+                         f"(default: the --intervals above 1)")
+    if args.calibration_split == data.split:
+        raise ValueError(f"--calibration-split {data.split}: the thresholds must not be set "
+                         f"on the split reported")
+    train = open_dataset(replace(data, split=args.calibration_split, label_root=None))
+    steps = keyframes.CALIBRATION_STEPS.get(data.name, 1)
+    cal = keyframes.calibration_streams(train, args.calibration_pairs, 10, steps)
+    streams = keyframes.test_streams(dataset)
+    return {"rates": rates, "policies": list(args.keyframe_policies),
+            "model": ", ".join(versions), "versions": {},
+            "test": f"{data.root} ({data.split}): {len(streams)} stream(s), "
+                    f"{sum(map(len, streams))} frames",
+            "calibration": {"what": f"{train.root} ({args.calibration_split}): {len(cal)} "
+                                    f"streams of {len(cal[0])} frames"},
+            # (not saved: the frames, and the recordings DFF shares with Accel)
+            "_streams": streams, "_cal": cal, "_recorded": {}}
 
 
 def _find(runs: List[Dict[str, Any]], version: Optional[str], interval: int):
@@ -214,8 +267,13 @@ def tables(argv: Optional[Sequence[str]], builders: Builders,
     main_interval = args.main_interval or (5 if 5 in intervals else max(intervals))
     os.makedirs(args.output, exist_ok=True)
     text = markdown(results, main_interval)
+    if "keyframes" in results:
+        text += "\n\n" + keyframes.markdown(results["keyframes"],
+                                            "## Fixed vs adaptive keyframes (continuous stream)")
     write_text(os.path.join(args.output, "tables.md"), text)
     write_json(os.path.join(args.output, "tables.json"), results)
     results["plots"] = plots(results, args.output)
+    if "keyframes" in results:
+        results["plots"] += keyframes.plots(results["keyframes"], args.output, "keyframes_")
     logger.info("tables in %s\n%s", args.output, text)
     return results
