@@ -219,3 +219,27 @@ def test_budget_mode_hits_its_rate_on_the_sample_clip(sample_run):
             _, _, seen = _drive(seg, frames[:3], FixedInterval(3))
         np.testing.assert_allclose(head.scores(state), seen[i].warped_scores, rtol=1e-3,
                                    atol=1e-3)
+
+
+def test_calibration_streams_fill_each_training_hop_with_test_rate_frames():
+    """Budget mode's streams: `pairs` real training pairs in runs of `chunk`; with `steps`
+    > 1 each pair gets steps-1 synthetic frames, and every steps-th frame is the real one."""
+    from pathlib import Path
+    from accel.cli.keyframes import calibration_streams
+    from accel.dataset import CamVidVideo
+    root = Path(__file__).resolve().parents[1] / "sample_data" / "camvid"
+    video = CamVidVideo(root=str(root), split="train", key_interval=1,
+                        pixel_means=(103.06, 115.9, 123.15), scales=(64, 96), stride=32,
+                        check_frames=False)
+    synthetic = calibration_streams(video, pairs=3, chunk=10, steps=15)
+    real = calibration_streams(video, pairs=3, chunk=10, steps=1)
+    assert len(synthetic) == len(real) == 1                 # 3 pairs < chunk: one run of 3
+    assert len(synthetic[0]) == 3 * 15 + 1 and len(real[0]) == 4
+    for k, frame in enumerate(real[0]):
+        np.testing.assert_array_equal(synthetic[0][15 * k], frame)
+    between = synthetic[0][1:15]
+    assert all(f.shape == real[0][0].shape for f in between)
+    assert not any(np.array_equal(f, real[0][0]) for f in between)
+    assert len(calibration_streams(video, pairs=4, chunk=2, steps=1)) == 2
+    with pytest.raises(ValueError, match="pairs, chunk and steps >= 1"):
+        calibration_streams(video, pairs=0)

@@ -73,6 +73,7 @@ def calibration_streams(video, pairs: int = 40, chunk: int = 10, steps: int = 15
         raise ValueError(f"calibration needs pairs, chunk and steps >= 1, got {pairs}, "
                          f"{chunk}, {steps}")
     means, scales, stride = video.pixel_means, video.scales, video.stride
+    chunk = min(chunk, pairs)                  # fewer pairs than a run: one shorter run
     segments = sorted({it.segment for it in video.all_items})
     longest = max((len(s) for s in segments), default=0)
     if longest < 2:
