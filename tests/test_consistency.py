@@ -108,3 +108,26 @@ def test_occluded_pixels_are_left_out_by_the_forward_backward_check():
     near[:, 25:30, 0] = 1.0
     counts = _GivenFlow(back, near).pair(image, prev, image, cur)
     assert counts["valid"] == h * (w - shift - 5)
+
+
+def test_a_shared_cache_computes_each_pairs_flow_once_with_the_same_scores(monkeypatch):
+    (img0, lab0), (img1, lab1) = _shifted_pair(6)
+    rng = np.random.default_rng(1)
+    other = rng.integers(0, 11, lab1.shape)
+    plain, cache = TemporalConsistency(), {}
+    first = TemporalConsistency(cache=cache)
+    for cons in (plain, first):
+        cons.process(img0, lab0, key=(0, 0))
+        cons.process(img1, lab1, key=(0, 1))
+    assert list(cache) == [(0, 1)] and first.evaluate() == plain.evaluate()
+
+    def no_flow(*args):
+        raise AssertionError("flow computed again for a cached pair")
+    again = TemporalConsistency(cache=cache)
+    monkeypatch.setattr(again, "geometry", no_flow)
+    again.process(img0, lab0, key=(0, 0))
+    again.process(img1, other, key=(0, 1))      # other predictions, same images
+    fresh = TemporalConsistency()
+    fresh.process(img0, lab0)
+    fresh.process(img1, other)
+    assert again.evaluate() == fresh.evaluate()

@@ -123,9 +123,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         results["versions"][version] = block
         write_json(json_path, results)
 
+    frames = keyframes.prepare_streams(streams, test_video, args.video_scales)
     results["versions"] = keyframes.compare(
-        candidates, streams, test_video, cal_streams, args.rates, args.policies,
-        consistency=not args.no_consistency, scales=args.video_scales, on_version=save)
+        candidates, frames, test_video, cal_streams, args.rates, args.policies,
+        consistency=not args.no_consistency, on_version=save)
     write_text(os.path.join(args.output, "results.md"), keyframes.markdown(results))
     results["plots"] = [] if args.video else keyframes.plots(results, args.output)
     write_json(json_path, results)

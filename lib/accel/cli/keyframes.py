@@ -14,14 +14,14 @@ Cityscapes' training sequences are already at the test rate and stream as they a
 """
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from accel.core.budget import ObservingSegmenter, ReferenceHead, calibrate_for_rate
 from accel.core.keyframes import POLICIES, KeyframePolicy, default_gaps, make_policy
-from accel.core.tester import prepare_frame
+from accel.core.tester import LoadedFrame, prepare_frame
 from accel.symbols.versions import get_version
 from accel.utils import image as imutil
 from accel.utils.plots import line_plot
@@ -29,7 +29,8 @@ from accel.utils.plots import line_plot
 logger = logging.getLogger("accel.keyframes")
 
 __all__ = ["ADAPTIVE", "CALIBRATION_STEPS", "Candidate", "test_streams", "calibration_streams",
-           "record_streams", "budget_policy", "evaluate", "compare", "markdown", "plots"]
+           "record_streams", "budget_policy", "prepare_streams", "evaluate", "compare",
+           "markdown", "plots"]
 
 # Adaptive policies, in table order (fixed and always are schedules, not policies to tune).
 ADAPTIVE = tuple(name for name in POLICIES if name not in ("fixed", "always"))
@@ -151,29 +152,44 @@ def budget_policy(name: str, rate: float, network, arg_params, aux_params, train
 
 # -------------------------------------------------------------------------- evaluation
 
-def evaluate(observer: ObservingSegmenter, streams, policy: KeyframePolicy, video,
-             consistency: bool = True, scales: Optional[Sequence[int]] = None
-             ) -> Dict[str, Any]:
-    """Run `policy` over every stream ((frame path or BGR image, labelled item or None) per
-    frame): mIoU (None without labels), by distance, schedule, timing, consistency."""
+def prepare_streams(streams, video, scales: Optional[Sequence[int]] = None
+                    ) -> List[List[LoadedFrame]]:
+    """Read and preprocess every frame of `streams` ((frame path or BGR image, labelled
+    item or None) per frame) once, labels included, for all the runs over them."""
+    out = []
+    for stream in streams:
+        frames = []
+        for path, item in stream:
+            image = path if isinstance(path, np.ndarray) else imutil.read_image(path)
+            frame = prepare_frame(image, video.pixel_means, scales or video.scales,
+                                  video.stride)
+            frames.append(replace(frame, label=None if item is None
+                                  else video.load_label(item)))
+        out.append(frames)
+    return out
+
+
+def evaluate(observer: ObservingSegmenter, streams: Sequence[Sequence[LoadedFrame]],
+             policy: KeyframePolicy, num_classes: int, class_names, consistency: bool = True,
+             flow_cache: Optional[Dict] = None) -> Dict[str, Any]:
+    """Run `policy` over every prepared stream (`prepare_streams`): mIoU (None without
+    labels), by distance, schedule, timing, consistency (its image flows kept in
+    `flow_cache` across runs)."""
     from accel.core.consistency import TemporalConsistency
     from accel.core.keyframes import schedule_stats
     from accel.core.metrics import SegmentationEvaluator
 
-    overall = SegmentationEvaluator(video.num_classes, video.class_names)
+    overall = SegmentationEvaluator(num_classes, class_names)
     by_distance: Dict[int, Any] = {}
-    cons = TemporalConsistency() if consistency else None
+    cons = TemporalConsistency(cache=flow_cache) if consistency else None
     flags_all, times, policy_times = [], [], []
-    for stream in streams:
+    for s, stream in enumerate(streams):
         policy.reset()
         observer.reset()
         if cons is not None:
             cons.reset()
         is_key, age = True, 0
-        for i, (path, item) in enumerate(stream):
-            image = path if isinstance(path, np.ndarray) else imutil.read_image(path)
-            frame = prepare_frame(image, video.pixel_means, scales or video.scales,
-                                  video.stride)
+        for i, frame in enumerate(stream):
             age = 0 if is_key else age + 1
             result, obs, copy_s = observer.step(frame.data, is_key, age, i)
             t0 = time.perf_counter()
@@ -185,15 +201,13 @@ def evaluate(observer: ObservingSegmenter, streams, policy: KeyframePolicy, vide
             h, w = frame.image.shape[:2]
             pred = result.pred[:h, :w]
             if cons is not None:
-                cons.process(frame.image, pred)
-            if item is not None:
-                label = video.load_label(item)
-                pred_l = imutil.resize_label(pred, label.shape[:2])
-                overall.process(pred_l, label)
+                cons.process(frame.image, pred, key=(s, i))
+            if frame.label is not None:
+                pred_l = imutil.resize_label(pred, frame.label.shape[:2])
+                overall.process(pred_l, frame.label)
                 if age not in by_distance:
-                    by_distance[age] = SegmentationEvaluator(video.num_classes,
-                                                             video.class_names)
-                by_distance[age].process(pred_l, label)
+                    by_distance[age] = SegmentationEvaluator(num_classes, class_names)
+                by_distance[age].process(pred_l, frame.label)
             is_key = next_key
     res = overall.evaluate()
     out = {"mIoU": float(res["mIoU"]) if res["frames"] else None, "IoU": res.get("IoU"),
@@ -206,14 +220,11 @@ def evaluate(observer: ObservingSegmenter, streams, policy: KeyframePolicy, vide
     return out
 
 
-def warm_up(observer: ObservingSegmenter, streams, video, scales=None) -> None:
+def warm_up(observer: ObservingSegmenter, streams: Sequence[Sequence[LoadedFrame]]) -> None:
     """Bind and run both graphs once (a keyframe and a non-key frame), then reset."""
-    frames = [prepare_frame(p if isinstance(p, np.ndarray) else imutil.read_image(p),
-                            video.pixel_means, scales or video.scales, video.stride).data
-              for p, _ in streams[0][:2]]
     observer.reset()
-    observer.step(frames[0], True, 0, 0)
-    observer.step(frames[1], False, 1, 1)
+    observer.step(streams[0][0].data, True, 0, 0)
+    observer.step(streams[0][1].data, False, 1, 1)
     observer.reset()
 
 
@@ -230,22 +241,26 @@ class Candidate:
     options: Optional[Dict[str, Any]] = None     # VideoSegmenter options (int8)
 
 
-def compare(candidates: Sequence[Candidate], streams, video, cal_streams, rates: Sequence[int],
-            policies: Optional[Sequence[str]] = None, consistency: bool = True,
-            scales: Optional[Sequence[int]] = None, ctx=None, on_version=None,
-            recorded: Optional[Dict[Tuple[str, Optional[str]], Any]] = None
+def compare(candidates: Sequence[Candidate], streams: Sequence[Sequence[LoadedFrame]], video,
+            cal_streams, rates: Sequence[int], policies: Optional[Sequence[str]] = None,
+            consistency: bool = True, ctx=None, on_version=None,
+            cache: Optional[Dict[str, Dict]] = None
             ) -> Dict[str, Dict[str, List[Dict[str, Any]]]]:
     """{version: {'fixed': rows, 'adaptive': rows}}: `fixed` at intervals 1 and `rates`, and
     each adaptive policy a version supports at target rates 1/r, its threshold calibrated on
     `cal_streams`. Key states and flows depend only on the checkpoint, so a version without
     an update branch (DFF) reuses the recording of another version with its checkpoint.
-    `on_version(version, block)` is called after each version (to save partial results);
-    `recorded` keeps the recordings across calls (one version per call)."""
+    `streams` come from `prepare_streams`. `on_version(version, block)` is called after each
+    version (to save partial results); `cache` keeps the recordings and the consistency
+    flows across calls (one version per call)."""
     for name in policies or ():
         if name not in ADAPTIVE:
             raise ValueError(f"keyframe policy {name!r}: expected adaptive ones of "
                              f"{list(ADAPTIVE)}")
-    recorded = {} if recorded is None else recorded
+    cache = {} if cache is None else cache
+    recorded = cache.setdefault("recorded", {})
+    flows = cache.setdefault("flows", {})
+    num_classes, class_names = video.num_classes, video.class_names
     versions: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
     ordered = sorted(candidates, key=lambda c: c.network.update_scores_output() is None)
     for cand in ordered:
@@ -259,12 +274,12 @@ def compare(candidates: Sequence[Candidate], streams, video, cal_streams, rates:
         if records is None:
             records = recorded[key] = record_streams(observer, cal_streams)
         head = ReferenceHead(observer.seg.args)
-        warm_up(observer, streams, video, scales)
+        warm_up(observer, streams)
         name = _name(cand.version)
         block: Dict[str, List[Dict[str, Any]]] = {"fixed": [], "adaptive": []}
         for interval in [1] + list(rates):
-            row = evaluate(observer, streams, make_policy("fixed", interval=interval), video,
-                           consistency, scales)
+            row = evaluate(observer, streams, make_policy("fixed", interval=interval),
+                           num_classes, class_names, consistency, flows)
             row.update(policy="fixed", target_interval=interval, threshold=None,
                        train_rate=1.0 / interval)
             logger.info("%s fixed i=%d: mIoU %s, rate %.3f, %.3f s/frame", name, interval,
@@ -278,7 +293,8 @@ def compare(candidates: Sequence[Candidate], streams, video, cal_streams, rates:
             for interval in rates:
                 rate = 1.0 / interval
                 policy, cal = calibrate_for_rate(policy_name, rate, records, head, use_update)
-                row = evaluate(observer, streams, policy, video, consistency, scales)
+                row = evaluate(observer, streams, policy, num_classes, class_names,
+                               consistency, flows)
                 lo, hi = default_gaps(rate)
                 row.update(policy=policy_name, target_interval=interval,
                            threshold=cal["threshold"], train_rate=cal["rate"], min_gap=lo,

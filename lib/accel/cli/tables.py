@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import time
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence
 
 from accel.cli import keyframes, repo_path
@@ -128,9 +129,9 @@ def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
                                        params_path(prefixes[version], args.epoch),
                                        allow_extra=args.allow_extra_params or version == "dff",
                                        options=speed)
-            adaptive["versions"].update(keyframes.compare(
-                [cand], adaptive["_streams"], dataset, adaptive["_cal"], adaptive["rates"],
-                args.keyframe_policies, ctx=ctx, recorded=adaptive["_recorded"]))
+            adaptive.summary["versions"].update(keyframes.compare(
+                [cand], adaptive.streams, dataset, adaptive.cal_streams, adaptive.rates,
+                args.keyframe_policies, ctx=ctx, cache=adaptive.cache))
         del arg_params, aux_params
     settings = {"dataset": data.name, "split": data.split, "root": data.root,
                 "scales": data.scales, "stride": data.stride, "device": str(ctx),
@@ -140,15 +141,25 @@ def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
                 "total_seconds": time.perf_counter() - started}
     out = {"settings": settings, "runs": runs}
     if adaptive is not None:
-        out["keyframes"] = {k: v for k, v in adaptive.items() if not k.startswith("_")}
-        out["keyframes"]["versions"] = {v: adaptive["versions"][v] for v in versions}
+        done = adaptive.summary["versions"]
+        out["keyframes"] = dict(adaptive.summary, versions={v: done[v] for v in versions})
     return out
 
 
-def _adaptive_setup(args: argparse.Namespace, data, dataset, versions) -> Dict[str, Any]:
+@dataclass
+class _AdaptiveRows:
+    """The adaptive rows' inputs, set up before any network runs, and their results."""
+
+    rates: List[int]
+    streams: List                 # prepared test streams (keyframes.prepare_streams)
+    cal_streams: List             # the training split's calibration streams
+    summary: Dict[str, Any]       # what tables.json keeps; 'versions' filled per version
+    cache: Dict = field(default_factory=dict)  # recordings DFF shares, consistency flows
+
+
+def _adaptive_setup(args: argparse.Namespace, data, dataset, versions) -> _AdaptiveRows:
     """What the adaptive rows need before any network runs: the test stream, the training
     split's calibration streams (an error here stops the run before anything is written)."""
-    from dataclasses import replace
     rates = args.keyframe_rates or [i for i in args.intervals if i > 1]
     if not rates or any(r < 2 for r in rates):
         raise ValueError(f"--keyframe-rates must be >= 2 (rate 1/I), got {rates or 'none'} "
@@ -159,15 +170,14 @@ def _adaptive_setup(args: argparse.Namespace, data, dataset, versions) -> Dict[s
     train = open_dataset(replace(data, split=args.calibration_split, label_root=None))
     steps = keyframes.CALIBRATION_STEPS.get(data.name, 1)
     cal = keyframes.calibration_streams(train, args.calibration_pairs, 10, steps)
-    streams = keyframes.test_streams(dataset)
-    return {"rates": rates, "policies": list(args.keyframe_policies),
-            "model": ", ".join(versions), "versions": {},
-            "test": f"{data.root} ({data.split}): {len(streams)} stream(s), "
-                    f"{sum(map(len, streams))} frames",
-            "calibration": {"what": f"{train.root} ({args.calibration_split}): {len(cal)} "
-                                    f"streams of {len(cal[0])} frames"},
-            # (not saved: the frames, and the recordings DFF shares with Accel)
-            "_streams": streams, "_cal": cal, "_recorded": {}}
+    streams = keyframes.prepare_streams(keyframes.test_streams(dataset), dataset)
+    summary = {"rates": rates, "policies": list(args.keyframe_policies),
+               "model": ", ".join(versions), "versions": {},
+               "test": f"{data.root} ({data.split}): {len(streams)} stream(s), "
+                       f"{sum(map(len, streams))} frames",
+               "calibration": {"what": f"{train.root} ({args.calibration_split}): {len(cal)} "
+                                       f"streams of {len(cal[0])} frames"}}
+    return _AdaptiveRows(rates, streams, cal, summary)
 
 
 def _find(runs: List[Dict[str, Any]], version: Optional[str], interval: int):

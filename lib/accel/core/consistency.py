@@ -52,12 +52,16 @@ def warp_labels(labels: np.ndarray, flow: np.ndarray) -> Tuple[np.ndarray, np.nd
     if flow.shape[:2] != labels.shape[:2] or flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f"flow shape {flow.shape} does not match labels {labels.shape} "
                          f"(expected (H, W, 2))")
-    mx, my = _sample_grid(flow)
     h, w = labels.shape[:2]
-    xi, yi = np.rint(mx).astype(np.int64), np.rint(my).astype(np.int64)
-    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    xi, yi, inside = _nearest(*_sample_grid(flow), h, w)
     warped = labels[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]
     return warped, inside
+
+
+def _nearest(mx: np.ndarray, my: np.ndarray, h: int, w: int):
+    """Nearest pixel of each sample point and whether it lies inside the (h, w) frame."""
+    xi, yi = np.rint(mx).astype(np.int64), np.rint(my).astype(np.int64)
+    return xi, yi, (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
 
 
 class TemporalConsistency:
@@ -65,10 +69,15 @@ class TemporalConsistency:
 
     `process` pairs each frame with the previous one since the last `reset()`. Images are
     (H, W, 3) BGR at the prediction's size (resize before calling); preds (H, W) ints.
+    The flows and the valid mask depend only on the images: with a `cache` dict, a pair
+    given a `key` (e.g. (stream, frame)) computes them once for every run over the same
+    frames.
     """
 
-    def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM):
+    def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+                 cache: Optional[Dict] = None):
         self._dis = cv2.DISOpticalFlow_create(preset)
+        self._cache = cache
         self.agree = self.valid = self.raw_agree = self.pixels = self.pairs = 0
         self._prev: Optional[Tuple[np.ndarray, np.ndarray]] = None
 
@@ -80,31 +89,45 @@ class TemporalConsistency:
         """DIS optical flow (H, W, 2) from grey image `src` to `dst`: src(x) ~ dst(x + F(x))."""
         return self._dis.calc(src, dst, None)
 
+    def geometry(self, prev_image: np.ndarray, image: np.ndarray
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+        """(flow from frame t to t-1, valid mask: inside frame t-1 and passing the
+        forward-backward check) of one pair of images."""
+        g0, g1 = _gray(prev_image), _gray(image)
+        back = self.flow(g1, g0)       # frame t -> t-1
+        fwd = self.flow(g0, g1)        # frame t-1 -> t
+        mx, my = _sample_grid(back)
+        inside = _nearest(mx, my, *back.shape[:2])[2]
+        fwd_at = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        err = np.sum((back + fwd_at) ** 2, axis=2)
+        bound = _FB_REL * (np.sum(back ** 2, axis=2) + np.sum(fwd_at ** 2, axis=2)) + _FB_ABS
+        return back, inside & (err <= bound)
+
     def pair(self, prev_image: np.ndarray, prev_pred: np.ndarray, image: np.ndarray,
-             pred: np.ndarray) -> Dict[str, int]:
+             pred: np.ndarray, key=None) -> Dict[str, int]:
         """Counts for one pair: {'agree', 'valid', 'raw_agree', 'pixels'}."""
         if prev_pred.shape != pred.shape or image.shape[:2] != pred.shape \
                 or prev_image.shape[:2] != prev_pred.shape:
             raise ValueError(f"consistency: images {prev_image.shape[:2]}, {image.shape[:2]} and "
                              f"predictions {prev_pred.shape}, {pred.shape} must share one size")
-        g0, g1 = _gray(prev_image), _gray(image)
-        back = self.flow(g1, g0)       # frame t -> t-1
-        fwd = self.flow(g0, g1)        # frame t-1 -> t
-        warped, inside = warp_labels(prev_pred, back)
-        mx, my = _sample_grid(back)
-        fwd_at = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err = np.sum((back + fwd_at) ** 2, axis=2)
-        bound = _FB_REL * (np.sum(back ** 2, axis=2) + np.sum(fwd_at ** 2, axis=2)) + _FB_ABS
-        valid = inside & (err <= bound)
+        cached = self._cache is not None and key is not None
+        if cached and key in self._cache:
+            back, valid = self._cache[key]
+        else:
+            back, valid = self.geometry(prev_image, image)
+            if cached:
+                self._cache[key] = (back, valid)
+        warped, _ = warp_labels(prev_pred, back)
         same = warped == pred
         return {"agree": int(np.count_nonzero(same & valid)), "valid": int(np.count_nonzero(valid)),
                 "raw_agree": int(np.count_nonzero(prev_pred == pred)), "pixels": int(pred.size)}
 
-    def process(self, image: np.ndarray, pred: np.ndarray) -> Optional[float]:
-        """Add a frame; returns its pair's consistency (None for a sequence's first frame)."""
+    def process(self, image: np.ndarray, pred: np.ndarray, key=None) -> Optional[float]:
+        """Add a frame; returns its pair's consistency (None for a sequence's first frame).
+        `key` names the pair in the cache (see the class)."""
         result = None
         if self._prev is not None:
-            counts = self.pair(self._prev[0], self._prev[1], image, pred)
+            counts = self.pair(self._prev[0], self._prev[1], image, pred, key)
             self.agree += counts["agree"]
             self.valid += counts["valid"]
             self.raw_agree += counts["raw_agree"]
