@@ -11,7 +11,8 @@ CheckpointError naming the file and the cause. The published Accel/DFF/DeepLab w
 files of this format and load unchanged.
 
 MXNet is imported inside the functions, after ``accel.utils.mxnet_version.import_mxnet`` has
-had the chance to pick the package named by ``MXNET_VERSION``.
+had the chance to pick the package named by ``MXNET_VERSION``; the loaders' ``numpy=True``
+reads through accel.utils.params_file instead and never imports it (runtimes without MXNet).
 """
 import contextlib
 import logging
@@ -24,6 +25,7 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Seq
 
 import numpy as np
 
+from accel.utils.params_file import ParamsFormatError, read_arrays
 from accel.utils.paths import params_path, stale_temporaries, states_path, symbol_path
 
 __all__ = ["CheckpointError", "ParamCheck", "atomic_path", "params_path", "states_path",
@@ -33,7 +35,7 @@ __all__ = ["CheckpointError", "ParamCheck", "atomic_path", "params_path", "state
 
 logger = logging.getLogger(__name__)
 
-Params = Dict[str, Any]  # parameter name -> mx.nd.NDArray
+Params = Dict[str, Any]  # parameter name -> mx.nd.NDArray (np.ndarray when numpy=True)
 
 
 class CheckpointError(Exception):
@@ -149,22 +151,37 @@ def remove_stale_temporaries(prefix: str) -> List[str]:
     return removed
 
 
-def load_param_file(path: str, arg_prefix: str = "") -> Tuple[Params, Params]:
+def _load_arrays(path: str, numpy: bool) -> Any:
+    """What mx.nd.load(path) gives (a dict, or a list if unnamed), NumPy arrays if `numpy`."""
+    if not numpy:
+        import mxnet as mx  # outside the try: a missing MXNet is no corrupt file
+    try:
+        if numpy:
+            arrays, names = read_arrays(path)
+            return dict(zip(names, arrays)) if names else arrays
+        return mx.nd.load(path)
+    except ParamsFormatError as err:
+        cause = err.reason
+    except OSError as err:
+        cause = err.strerror or str(err)
+    except Exception as err:  # MXNetError for truncated/corrupt files
+        cause = _last_line(err)
+    raise CheckpointError(f"cannot read parameter file {path} (corrupt or not an mx.nd.save "
+                          f"file): {cause}")
+
+
+def load_param_file(path: str, arg_prefix: str = "", numpy: bool = False
+                    ) -> Tuple[Params, Params]:
     """Read a .params file into (arg_params, aux_params), prepending `arg_prefix` to every name.
 
     With arg_prefix='18_', a DeepLab-18 file's 'conv0_weight' becomes '18_conv0_weight' and
     its 'bn0_moving_mean' (aux) becomes '18_bn0_moving_mean', the names the update branch of
-    Accel-18 uses.
+    Accel-18 uses. The values are mx.nd.NDArrays, or with `numpy` NumPy arrays read without
+    MXNet (accel.utils.params_file).
     """
-    import mxnet as mx
-
     if not os.path.isfile(path):
         raise CheckpointError(f"parameter file not found: {path}")
-    try:
-        loaded = mx.nd.load(path)
-    except Exception as err:  # MXNetError for truncated/corrupt files
-        raise CheckpointError(f"cannot read parameter file {path} (corrupt or not an "
-                              f"mx.nd.save file): {_last_line(err)}") from None
+    loaded = _load_arrays(path, numpy)
     if not isinstance(loaded, dict):
         raise CheckpointError(f"parameter file {path} holds an unnamed list of "
                               f"{len(loaded)} arrays; expected 'arg:'/'aux:' named arrays")
@@ -199,15 +216,16 @@ def list_checkpoints(prefix: str) -> List[int]:
     return sorted(epochs)
 
 
-def load_checkpoint(prefix: str, epoch: int, arg_prefix: str = "") -> Tuple[Params, Params]:
-    """Load `<prefix>-%04d.params` into (arg_params, aux_params)."""
+def load_checkpoint(prefix: str, epoch: int, arg_prefix: str = "", numpy: bool = False
+                    ) -> Tuple[Params, Params]:
+    """Load `<prefix>-%04d.params` into (arg_params, aux_params) (NumPy arrays if `numpy`)."""
     path = params_path(prefix, epoch)
     if not os.path.isfile(path):
         found = list_checkpoints(prefix)
         have = (f"epochs present for this prefix: {found}" if found
                 else "no checkpoint with this prefix exists")
         raise CheckpointError(f"checkpoint file not found: {path} ({have})")
-    return load_param_file(path, arg_prefix)
+    return load_param_file(path, arg_prefix, numpy)
 
 
 class ParamCheck(NamedTuple):
