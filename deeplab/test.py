@@ -20,9 +20,10 @@ def results_path(cfg, cfg_path: str, epoch: int) -> str:
                               cfg.dataset.test_image_set)
 
 
-def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False
-             ) -> Dict[str, object]:
-    """mIoU of checkpoint `epoch` (default TEST.test_epoch) on every labelled test frame."""
+def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False,
+             runtime=None) -> Dict[str, object]:
+    """mIoU of checkpoint `epoch` (default TEST.test_epoch) on every labelled test frame;
+    runtime: an accel.runtime.Runtime (default: MXNet on the config's device)."""
     epoch = cfg.TEST.test_epoch if epoch is None else epoch
     prefix = checkpoint_prefix(cfg, cfg_path)
     arg_params, aux_params = load_checkpoint(prefix, epoch)
@@ -30,12 +31,14 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False
     check_names(deeplab_symbol(cfg.symbol, cfg.dataset.NUM_CLASSES, is_train=True),
                 arg_params, aux_params, ("data", "label"), params_path(prefix, epoch))
     segmenter = FrameSegmenter(cfg.dataset.NUM_CLASSES, arg_params, aux_params,
-                               contexts(cfg, cpu)[0], params_path(prefix, epoch), cfg.symbol)
+                               None if runtime else contexts(cfg, cpu)[0],
+                               params_path(prefix, epoch), cfg.symbol, runtime=runtime)
     dataset = dataset_from_config(cfg, train=False, key_interval=1)
     results = evaluate_snippets(dataset, dataset.test_snippets(1), segmenter.step,
                                 segmenter.reset, desc="test", interval=1)
     results.update(checkpoint=params_path(prefix, epoch), symbol=cfg.symbol,
-                   test_image_set=cfg.dataset.test_image_set)
+                   test_image_set=cfg.dataset.test_image_set,
+                   runtime=segmenter.runtime.name, device=segmenter.runtime.device)
     path = write_json(results_path(cfg, cfg_path, epoch), results)
     logger.info("%s on %s: mIoU %.4f, pixel acc %.4f (%s)", cfg.symbol,
                 cfg.dataset.test_image_set, results["mIoU"], results["pixel_acc"], path)

@@ -22,12 +22,10 @@ from accel.cli import run
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run the demo; returns the metrics written to <output>/metrics.json."""
-    # Imported here, after run() has imported MXNET_VERSION's mxnet.
-    from accel.cli.demo import Builders, accel_demo
-    from dff_deeplab.fast_symbol import FastAccelNetwork
-    from dff_deeplab.symbol import AccelNetwork
+    # Imported here, after run() has imported MXNET_VERSION's mxnet (unless --runtime torch).
+    from accel.cli.demo import accel_demo
 
-    return accel_demo(argv, Builders(AccelNetwork, FastAccelNetwork), __doc__.split("\n\n")[0])
+    return accel_demo(argv, __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ rounding (tests/test_fast_path.py checks each one against it):
 
 - deformable convs by our CPU kernel (accel.operators.deformable);
 - the graphs stop at stride-16 scores (`score_output`); the fixed bilinear upsampling and
-  the argmax run on the host, fused (accel.core.upsample.SeparableUpsampler), valid when
+  the argmax run on the host, fused (accel.runtime.upsample.SeparableUpsampler), valid when
   every `*upsampling_weight` is the same separable kernel (the segmenter checks and
   otherwise runs the official graphs);
 - score fusion before upsampling: correction(up(a), up(b)) = up(W a + W' b) + bias, the
@@ -19,75 +19,22 @@ rounding (tests/test_fast_path.py checks each one against it):
 - the warp by our operator (`warp_op='fused'`), compiled on the CPU.
 Inference only: training builds the official graph.
 """
-from typing import Dict, Optional
-
 import mxnet as mx
-import numpy as np
 
+from accel.networks import FastAccelGraphs, folded_fc6_name
 from accel.symbols.flownet import warp
 from accel.symbols.layers import classify, segmentation_scores
 from accel.symbols.resnet import resnet_preact_trunk
 from dff_deeplab.symbol import AccelNetwork
 
-__all__ = ["FastAccelNetwork", "folded_fc6_name", "fold_fc6_into_upsampling"]
+__all__ = ["FastAccelNetwork"]
 
 
-def folded_fc6_name(version) -> str:
-    """Name of the fast path's derived kernel: `feat_upsampling` followed by `fc6`."""
-    return "_folded_%sfc6_%sfeat_upsampling_weight" % (version.head_prefix, version.prefix)
-
-
-def fold_fc6_into_upsampling(version, arg_params) -> Optional[mx.nd.NDArray]:
-    """The kernel of `feat_upsampling` then `fc6` as one transposed convolution
-    (512, 1024, 4, 4): K'[i, p] = sum_o fc6[p, o] K[i, o]; None for trunks without it."""
-    if version.trunk != "preact":
-        return None
-    up = arg_params[version.prefix + "feat_upsampling_weight"].asnumpy().astype(np.float64)
-    fc6 = arg_params[version.head_prefix + "fc6_weight"].asnumpy().astype(np.float64)
-    folded = np.matmul(up.transpose(0, 2, 3, 1), fc6[:, :, 0, 0].T)   # (i, y, x, p): BLAS
-    return mx.nd.array(folded.transpose(0, 3, 1, 2).astype(np.float32))
-
-
-class FastAccelNetwork(AccelNetwork):
-    """The fast CPU graphs of one Accel version (same constructor as AccelNetwork)."""
+class FastAccelNetwork(FastAccelGraphs, AccelNetwork):
+    """The fast CPU graphs of one Accel version (same constructor as AccelNetwork); output
+    names, derived parameters and score bias are accel.networks.FastAccelGraphs'."""
 
     deformable_op = "fast"
-    fast = True
-    upsampled = False
-
-    @property
-    def _projects_state(self) -> bool:
-        """True when the state is `fc6_state` (every version but 101's feature fusion)."""
-        return self.version.fusion != "feature"
-
-    @property
-    def state_output(self) -> str:
-        return "fc6_state_output" if self._projects_state else "res5c_relu_output"
-
-    def score_output(self, key: bool) -> str:
-        """Stride-16 scores, before `score_bias`."""
-        if not key and self.version.fusion == "score":
-            return "correction_lowres_output"
-        return "score_output"
-
-    def branch_outputs(self) -> Dict[str, str]:
-        return {}  # the low-resolution fusion keeps no per-branch cropped scores
-
-    def required_params(self) -> Dict[str, str]:
-        if self.version.trunk != "preact":
-            return {}
-        v = self.version
-        why = "folded into %s (the fast path's fc6 of the update branch)" % folded_fc6_name(v)
-        return {v.prefix + "feat_upsampling_weight": why, v.head_prefix + "fc6_weight": why}
-
-    def derived_params(self, arg_params) -> Dict[str, mx.nd.NDArray]:
-        folded = fold_fc6_into_upsampling(self.version, arg_params)
-        return {} if folded is None else {folded_fc6_name(self.version): folded}
-
-    def score_bias(self, arg_params, key: bool) -> Optional[np.ndarray]:
-        if self.version.fusion == "score" and not key:
-            return arg_params["corr_bias"].asnumpy()
-        return None
 
     def official(self) -> AccelNetwork:
         """The official builder of the same network (checks, fallback, training)."""

@@ -13,26 +13,22 @@ keyframe features and how the two are fused:
 Graphs built here (official names): `key_test` (keyframe), `cur_test` (non-key frame),
 `train` (KEY_INTERVAL-1 hops of incremental warping into the labelled frame). The exact CPU
 rewrites of the inference graphs live beside this file, in dff_deeplab/fast_symbol.py.
-The streaming segmenter reads the graphs through the output names below and the
-`state_output` / `score_output` / `upsampled` members, the same on both.
+Inference reads these graphs from the graph store (dff_deeplab/graphs.py writes them) through
+the contract of accel.networks, which this builder extends.
 """
-from typing import Dict, Optional
+from typing import Optional
 
 import mxnet as mx
 
+from accel.networks import FLOW, WARPED, WARPED_SCORES, AccelGraphs
 from accel.symbols.deeplab import deeplab_trunk
 from accel.symbols.flownet import flownet_s, warp
 from accel.symbols.layers import concat_batch, segmentation_head, segmentation_loss, slice_batch
 from accel.symbols.resnet import resnet_v1_trunk
-from accel.symbols.versions import ACCEL_VERSIONS, Version, get_version, version_of_symbol
+from accel.symbols.versions import get_version, version_of_symbol
 
 __all__ = ["AccelNetwork", "network_from_config", "reference_features", "WARPED", "FLOW",
-           "WARPED_SCORES"]
-
-# Output names the segmenter reads on every non-key frame (`<layer>_output`).
-WARPED = "warping_feat_output"     # the propagated state after this frame's warp
-FLOW = "Convolution5_output"       # FlowNet's raw flow at 1/16 (x 2.5 = feature pixels)
-WARPED_SCORES = "score_output"     # stride-16 scores of the warped (reference) head
+           "WARPED_SCORES", "get_version"]
 
 
 def reference_features(data: mx.sym.Symbol, deformable_op: str = "builtin") -> mx.sym.Symbol:
@@ -41,75 +37,15 @@ def reference_features(data: mx.sym.Symbol, deformable_op: str = "builtin") -> m
                            deformable_op=deformable_op)
 
 
-class AccelNetwork:
-    """Builds the official Symbol graphs of one Accel version (a row of the version table).
+class AccelNetwork(AccelGraphs):
+    """Builds the official Symbol graphs of one Accel version (a row of the version table);
+    its output names and the rest of the network contract are accel.networks.AccelGraphs'.
 
     num_classes: output classes (19 for Cityscapes).
     warp_op: 'builtin' (GridGenerator + BilinearSampler) or 'fused' (accel.operators).
     """
 
     deformable_op = "builtin"
-    fast = False
-    # The segmenter's contract (accel.core.inference): output names, and whether the scores
-    # are at input resolution.
-    upsampled = True
-    state_output = "res5c_relu_output"
-    warped_output = WARPED
-    flow_output = FLOW
-    warped_scores_output = WARPED_SCORES
-
-    def __init__(self, version="18", num_classes: int = 19, warp_op: str = "builtin"):
-        self.version: Version = get_version(version)
-        if self.version.family != "accel":
-            raise ValueError("version %r is not an Accel/DFF network; expected one of %s"
-                             % (version, ", ".join(ACCEL_VERSIONS)))
-        self.name = self.version.name
-        self.num_classes = num_classes
-        self.warp_op = warp_op
-
-    def official(self) -> "AccelNetwork":
-        """The official builder (this one)."""
-        return self
-
-    def score_output(self, key: bool) -> str:
-        """The graph output holding a frame's scores (cropped, full resolution)."""
-        if not key and self.version.fusion == "score":
-            return "correction_output"
-        return "croped_score_output"
-
-    def branch_outputs(self) -> Dict[str, str]:
-        """Per-branch cropped scores of a non-key frame, for panels (score fusion only)."""
-        if self.version.fusion != "score":
-            return {}
-        return {"dff": "croped_score_output",
-                "update": self.version.head_prefix + "croped_score_output"}
-
-    def update_scores_output(self) -> Optional[str]:
-        """Stride-16 scores of the update branch (score fusion versions), else None."""
-        if self.version.fusion != "score":
-            return None
-        return self.version.head_prefix + "score_output"
-
-    def derived_params(self, arg_params) -> Dict[str, mx.nd.NDArray]:
-        """Parameters the graphs compute from a checkpoint's (none for the official ones)."""
-        return {}
-
-    def required_params(self) -> Dict[str, str]:
-        """Checkpoint parameters `derived_params` reads, with why (none here)."""
-        return {}
-
-    def score_bias(self, arg_params, key: bool):
-        """What the segmenter adds to the scores after upsampling (nothing here)."""
-        return None
-
-    @property
-    def float32_layers(self):
-        """Layer-name prefixes an INT8 rewrite keeps in float32: heads, fusion, warp, the flow
-        predictors (`Convolution1..5`) and the state. (MXNet 1.9 also mis-wires a float
-        conv+ReLU `fc6` fed by an INT8 `res5c_relu`: "Shape inconsistent, Provided = [1]".)"""
-        head = self.version.head_prefix or ""
-        return ("fc6", "score", head + "fc6", head + "score", "correction", "warping_feat",
-                "Convolution", self.state_output[:-len("_output")])
 
     # -- pieces -------------------------------------------------------------------------
     def _head(self, feat, data, prefix=""):

@@ -21,9 +21,10 @@ def results_path(cfg, cfg_path: str, epoch: int, interval: int) -> str:
 
 
 def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional[int] = None,
-             cpu: bool = False, avg: bool = False) -> Dict[str, object]:
+             cpu: bool = False, avg: bool = False, runtime=None) -> Dict[str, object]:
     """mIoU of checkpoint `epoch` (default TEST.test_epoch) at keyframe `interval` (default
-    TEST.KEY_INTERVAL), worst-case offset (or all offsets with `avg`); writes the JSON."""
+    TEST.KEY_INTERVAL), worst-case offset (or all offsets with `avg`); writes the JSON.
+    runtime: an accel.runtime.Runtime (default: MXNet on the config's device)."""
     epoch = cfg.TEST.test_epoch if epoch is None else epoch
     interval = interval or cfg.TEST.KEY_INTERVAL
     prefix = checkpoint_prefix(cfg, cfg_path)
@@ -33,13 +34,15 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional
     check_names(network.train(cfg.TRAIN.KEY_INTERVAL), arg_params, aux_params,
                 ("data", "data_ref", "eq_flag", "label"), params_path(prefix, epoch))
     segmenter = VideoSegmenter(network, arg_params, aux_params, interval,
-                               ctx=contexts(cfg, cpu)[0], source=params_path(prefix, epoch))
+                               ctx=None if runtime else contexts(cfg, cpu)[0],
+                               runtime=runtime, source=params_path(prefix, epoch))
     dataset = dataset_from_config(cfg, train=False, key_interval=interval)
     snippets = dataset.test_snippets(interval, avg=avg)
     results = evaluate_snippets(dataset, snippets, segmenter.step, segmenter.reset,
                                 desc="test", interval=interval)
     results.update(checkpoint=params_path(prefix, epoch), symbol=cfg.symbol,
-                   test_image_set=cfg.dataset.test_image_set, avg=avg)
+                   test_image_set=cfg.dataset.test_image_set, avg=avg,
+                   runtime=segmenter.runtime.name, device=segmenter.runtime.device)
     path = write_json(results_path(cfg, cfg_path, epoch, interval), results)
     logger.info("%s interval %d on %s: mIoU %.4f, pixel acc %.4f (%s)", cfg.symbol, interval,
                 cfg.dataset.test_image_set, results["mIoU"], results["pixel_acc"], path)

@@ -10,7 +10,7 @@ Paths, measured in one process, frame by frame alternating so that machine noise
 * fast: `VideoSegmenter(FastAccelNetwork(...))` (dff_deeplab/fast_symbol.py): inputs copied
   in place, our CPU deformable convolution, score fusion at stride 16, the 1024-channel fc6
   state propagated instead of res5c, and the fixed upsampling fused with the argmax on the
-  host (accel.core.upsample);
+  host (accel.runtime.upsample);
 * with --int8: the fast path with INT8 trunks (keyframe only, or every trunk), calibrated on
   sample_data's training frames (timing only: the accuracy change is measured on labelled
   data by experiments/int8_camvid.sh).
@@ -42,7 +42,7 @@ from accel.config import get_defaults  # noqa: E402
 from accel.core.inference import VideoSegmenter  # noqa: E402
 from accel.core.initializer import initialize_missing, initialize_network  # noqa: E402
 from accel.core.timing import WARMUP_FRAMES as WARMUP  # noqa: E402
-from accel.core.upsample import SeparableUpsampler, separable_upsampling_filter  # noqa: E402
+from accel.runtime.upsample import SeparableUpsampler, separable_upsampling_filter  # noqa: E402
 from accel.symbols.flownet import flownet_s, warp  # noqa: E402
 from accel.symbols.layers import bilinear_kernel, segmentation_scores  # noqa: E402
 from accel.symbols.versions import ACCEL_VERSIONS, REFERENCE, get_version  # noqa: E402

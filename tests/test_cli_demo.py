@@ -112,43 +112,41 @@ def test_bad_numbers_are_refused_by_the_parser(flags, capsys):
 
 
 def test_a_stride_the_networks_cannot_use_is_refused_before_anything_runs(tmp_path):
-    from accel.cli.demo import accel_demo, Builders
+    from accel.cli.demo import accel_demo
 
     with pytest.raises(ValueError, match="--stride 7: Accel needs frames padded to a multiple "
                                          "of 32"):
-        accel_demo(["--stride", "7", "--cpu", "--model", str(tmp_path / "none")],
-                   Builders(AccelNetwork, FastAccelNetwork))
+        accel_demo(["--stride", "7", "--cpu", "--model", str(tmp_path / "none")])
 
 
 def test_keyframe_policies_on_a_video(accel18, tmp_path):
     """--keyframe-policy on --video: `always` keys every frame; `flow` with threshold 0 keys
     every other frame (a keyframe shows the policy no flow, the next frame's flow exceeds 0);
     `fixed` is the interval; results carry the achieved schedule."""
-    from accel.cli.demo import Builders, accel_demo
+    from accel.cli.demo import accel_demo
     from accel.utils.checkpoint import save_checkpoint
 
     prefix = str(tmp_path / "a18")
     save_checkpoint(prefix, 0, *accel18)
     base = ["-v", "18", "-i", "3", "--video", str(SAMPLE_VAL), "-e", "6", "--model", prefix,
             "--no-video", "--scales", "64", "96", "--cpu"]
-    builders = Builders(AccelNetwork, FastAccelNetwork)
     runs = {}
     for name, extra in (("fixed", []), ("always", ["--keyframe-policy", "always"]),
                         ("flow", ["--keyframe-policy", "flow", "--threshold", "0"])):
-        runs[name] = accel_demo(base + extra + ["--output", str(tmp_path / name)], builders)
+        runs[name] = accel_demo(base + extra + ["--output", str(tmp_path / name)])
     assert runs["fixed"]["schedule"]["keyframes"] == 2          # frames 0 and 3
     assert runs["always"]["schedule"]["key_rate"] == 1.0
     assert runs["flow"]["schedule"]["keyframes"] == 3           # frames 0, 2, 4
     assert runs["flow"]["keyframe_policy"]["policy"] == "flow"
     assert "Keyframes: 3 of 6 frames" in (tmp_path / "flow" / "results.md").read_text()
     with pytest.raises(ValueError, match="needs a threshold"):
-        accel_demo(base + ["--keyframe-policy", "disagreement"], builders)
+        accel_demo(base + ["--keyframe-policy", "disagreement"])
 
 
 def test_keyframe_rate_alone_calibrates_the_threshold_on_the_training_split(accel18, tmp_path):
     """Budget mode in the demo: --keyframe-rate without --threshold sets the threshold on
     streams of the data set's training split (never the frames segmented) and records it."""
-    from accel.cli.demo import Builders, accel_demo
+    from accel.cli.demo import accel_demo
     from accel.utils.checkpoint import save_checkpoint
 
     prefix = str(tmp_path / "a18")
@@ -156,8 +154,7 @@ def test_keyframe_rate_alone_calibrates_the_threshold_on_the_training_split(acce
     base = ["-v", "18", "--video", str(SAMPLE_VAL), "-e", "6", "--model", prefix, "--no-video",
             "--scales", "64", "96", "--cpu", "--keyframe-policy", "flow",
             "--keyframe-rate", "0.5", "--calibration-pairs", "3"]
-    res = accel_demo(base + ["--output", str(tmp_path / "budget")], Builders(AccelNetwork,
-                                                                            FastAccelNetwork))
+    res = accel_demo(base + ["--output", str(tmp_path / "budget")])
     policy = res["keyframe_policy"]
     assert policy["policy"] == "flow" and (policy["min_gap"], policy["max_gap"]) == (1, 4)
     cal = policy["calibration"]
@@ -169,12 +166,10 @@ def test_keyframe_rate_alone_calibrates_the_threshold_on_the_training_split(acce
     assert res["method"] == "Accel-18"        # not DeepLab-101: the policy picks keyframes
     with pytest.raises(ValueError, match="needs -i/--interval K > 1"):
         accel_demo([a for a in base if a not in ("--video", str(SAMPLE_VAL))]
-                   + ["--output", str(tmp_path / "y")], Builders(AccelNetwork,
-                                                                  FastAccelNetwork))
+                   + ["--output", str(tmp_path / "y")])
     labelled = [a for a in base if a not in ("--video", str(SAMPLE_VAL))] + ["-i", "3"]
     with pytest.raises(ValueError, match="--calibration-split val.*segmented"):
-        accel_demo(labelled + ["--calibration-split", "val", "--output", str(tmp_path / "x")],
-                   Builders(AccelNetwork, FastAccelNetwork))
+        accel_demo(labelled + ["--calibration-split", "val", "--output", str(tmp_path / "x")])
 
 
 def test_segmenter_policies_fixed_equals_today_and_always_equals_interval_one(accel18):
@@ -200,17 +195,15 @@ def test_the_demo_over_onnx_runtime_equals_the_mxnet_demo(accel18, tmp_path, ver
     """--runtime onnxruntime: the segmenter's graphs exported and run in ONNX Runtime, the
     rest of the demo unchanged; same maps as MXNet on the labelled clip (fast CPU graphs,
     since the official kernels here are bilinear)."""
-    from accel.cli.demo import Builders, accel_demo
+    from accel.cli.demo import accel_demo
     from accel.utils.checkpoint import save_checkpoint
 
     prefix = str(tmp_path / "a18")
     save_checkpoint(prefix, 0, *accel18)
     base = ["-v", version, "-i", "2", "-e", "3", "--model", prefix, "--no-video",
             "--scales", "64", "96", "--cpu"]
-    builders = Builders(AccelNetwork, FastAccelNetwork)
-    ref = accel_demo(base + ["--output", str(tmp_path / "mx")], builders)
-    ort = accel_demo(base + ["--runtime", "onnxruntime", "--output", str(tmp_path / "ort")],
-                     builders)
+    ref = accel_demo(base + ["--output", str(tmp_path / "mx")])
+    ort = accel_demo(base + ["--runtime", "onnxruntime", "--output", str(tmp_path / "ort")])
     assert ort["runtime"] == "onnxruntime" and ref["runtime"] == "mxnet"
     agree = []
     for a in sorted((tmp_path / "mx" / "maps").iterdir()):
@@ -219,18 +212,17 @@ def test_the_demo_over_onnx_runtime_equals_the_mxnet_demo(accel18, tmp_path, ver
     assert len(agree) == 3 and min(agree) >= 0.999
     assert ort["mIoU"] == pytest.approx(ref["mIoU"], abs=2e-3)
     with pytest.raises(ValueError, match="--providers is for --runtime onnxruntime"):
-        accel_demo(base + ["--providers", "CPUExecutionProvider"], builders)
+        accel_demo(base + ["--providers", "CPUExecutionProvider"])
 
 
 def test_the_demo_looks_for_a_cfgs_checkpoint_where_training_writes_it(tmp_path, monkeypatch):
     """Relative paths in a yaml are relative to the repository root for the demo too, from
     whatever folder it runs in (as for the training runners)."""
     from accel.cli import REPO_ROOT
-    from accel.cli.demo import SAMPLE_CFG, Builders, accel_demo
+    from accel.cli.demo import SAMPLE_CFG, accel_demo
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError) as err:
-        accel_demo(["--cfg", str(Path(REPO_ROOT) / SAMPLE_CFG), "--cpu", "--epoch", "9999"],
-                   Builders(AccelNetwork, FastAccelNetwork))
+        accel_demo(["--cfg", str(Path(REPO_ROOT) / SAMPLE_CFG), "--cpu", "--epoch", "9999"])
     assert str(Path(REPO_ROOT) / "output") in str(err.value)
     assert not (tmp_path / "output").exists()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from accel.core.inference import VideoSegmenter
-from accel.core.upsample import SeparableUpsampler, separable_upsampling_filter
+from accel.runtime.upsample import SeparableUpsampler, separable_upsampling_filter
 from accel.symbols.layers import bilinear_kernel
 from dff_deeplab.fast_symbol import FastAccelNetwork
 from dff_deeplab.symbol import AccelNetwork
@@ -60,7 +60,7 @@ def test_fast_non_key_graph_matches_official_graph(version):
     fused = net.score_output(key=False)
     want = _forward(_pick(net.cur_test(), ["warping_feat_output", fused]), inputs, args, aux)
     fast = FastAccelNetwork(version)
-    args.update(fast.derived_params(args))   # e.g. feat_upsampling folded into fc6
+    args.update({k: mx.nd.array(v) for k, v in fast.derived_params(args).items()})  # NumPy
     fast_inputs = dict(inputs, feat_key=_project(fast, inputs["feat_key"], args))
     low = fast.score_output(key=False)
     got = _forward(_pick(fast.cur_test(), ["Convolution5_output", "warping_feat_output", low]),

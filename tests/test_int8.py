@@ -9,6 +9,7 @@ from accel.core.inference import VideoSegmenter
 from accel.core.quantize import int8_available
 from accel.cli.data import calibration_frames
 from accel.cli.demo import add_speed_arguments, speed_options
+from accel.runtime import make_runtime
 from dff_deeplab.fast_symbol import FastAccelNetwork
 from dff_deeplab.symbol import AccelNetwork
 from oracle import oracle_network_params
@@ -97,7 +98,7 @@ def test_int8_from_the_demo_flags():
     """--int8 FOLDER --int8-frames 3: calibrated on the sample clip's frames, only the
     keyframe trunk in INT8 (the default scope), as close to float as the bounds say."""
     opts = speed_options(_speed_args("--int8", str(SAMPLE / "train"), "--int8-frames", "3"),
-                         _Data128, mx.cpu())
+                         _Data128, make_runtime("mxnet"))
     assert opts["fast"] and opts["int8_scope"] == "key" and len(opts["int8_calibration"]) == 3
     net, args, aux = _bilinear_params("18")
     ref = VideoSegmenter(FastAccelNetwork(net.name), args, aux, interval=3, fast=True)
@@ -143,7 +144,7 @@ class _Data128(_Data):
 
 
 def test_speed_flags(tmp_path):
-    cpu = mx.cpu()
+    cpu = make_runtime("mxnet")
     assert speed_options(_speed_args(), _Data, cpu) == {
         "fast": True, "int8_calibration": None, "int8_scope": "key"}
     assert not speed_options(_speed_args("--reference-path"), _Data, cpu)["fast"]
@@ -153,6 +154,11 @@ def test_speed_flags(tmp_path):
     frames = speed_options(_speed_args("--int8", str(SAMPLE / "train"), "--int8-frames", "3"),
                            _Data, cpu)["int8_calibration"]
     assert len(frames) == 3 and all(f.shape == (1, 3, 96, 128) for f in frames)
+    pytest.importorskip("torch", reason="PyTorch is not installed")
+    with pytest.raises(ValueError, match="--int8 runs on MXNet's fast CPU path, which "
+                                         "--runtime torch rules out"):
+        speed_options(_speed_args("--int8", str(SAMPLE / "train")), _Data,
+                      make_runtime("torch"))
     with pytest.raises(FileNotFoundError, match="no .png/.jpg images"):
         calibration_frames(str(tmp_path), _Data, 4)
     with pytest.raises(FileNotFoundError, match="not a folder"):

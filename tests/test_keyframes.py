@@ -201,7 +201,7 @@ def test_budget_mode_hits_its_rate_on_the_sample_clip(sample_run):
     net, args, aux, frames = sample_run
     seg = ObservingSegmenter(net, args, aux)
     records = [seg.record(frames)]
-    head = ReferenceHead(seg.seg.args)
+    head = ReferenceHead(seg.arg_params)
     for name in ("flow", "disagreement"):
         policy, cal = calibrate_for_rate(name, 1 / 3, records, head, name == "disagreement")
         if name == "flow":   # (random weights: the branches' disagreement is degenerate)

@@ -111,3 +111,78 @@ def test_fused_warp_network_matches_oracle_fixture(name):
     """network.WARP_OP: fused (our single-kernel warp) gives the official outputs too."""
     entry, data, outputs = run_fixture(name, warp_op="fused")
     assert_matches_fixture(entry, data, outputs)
+
+
+# ------------------------------------------------------------------- the PyTorch runtime
+try:
+    import torch
+except ImportError:  # the MXNet-only install
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed "
+                                 "(pip install -c constraints.txt torch, or sh init.sh)")
+
+
+def fixture_store_name(name: str) -> str:
+    """The graph store's name for a fixture's graph."""
+    if name == "deeplab_resnet_v1_101_test":
+        return "deeplab_resnet_v1_101.test"
+    if name == "accel_key_test":
+        return "accel_18.key_test"
+    _, version, graph = name.split("_", 2)
+    return "accel_%s.%s" % (version, graph)
+
+
+def run_fixture_torch(name: str, fold_batchnorm: bool = True):
+    """Our stored graph run by the PyTorch runtime on a fixture's inputs, with oracle weights
+    whose shapes the runtime infers itself (no MXNet involved)."""
+    from accel.runtime import SharedParams
+    from accel.runtime.store import load_graph
+    from accel.runtime.torch_graph import TorchGraph, infer_shapes, to_tensor
+
+    entry = MANIFEST["fixtures"][name]
+    data = np.load(FIXTURE_DIR / (name + ".npz"))
+    inputs = {k[len("input__"):]: data[k] for k in data.files if k.startswith("input__")}
+    graph = load_graph(fixture_store_name(name), 19)
+    outputs = list(entry["outputs"])
+    args, aux, _ = infer_shapes(graph, {k: v.shape for k, v in inputs.items()}, outputs)
+    cpu = torch.device("cpu")
+    params = SharedParams({n: to_tensor(oracle_value(n, s), cpu) for n, s in args.items()},
+                          {n: to_tensor(oracle_value(n, s), cpu) for n, s in aux.items()})
+    module = TorchGraph(graph, outputs, params, fold_batchnorm=fold_batchnorm)
+    with torch.inference_mode():
+        out = module(**{k: torch.from_numpy(v) for k, v in inputs.items()
+                        if k in module.input_names})
+    return entry, data, {o: v.numpy() for o, v in out.items()}
+
+
+@needs_torch
+@pytest.mark.parametrize("name", sorted(MANIFEST["fixtures"]))
+def test_torch_runtime_matches_oracle_fixture(name):
+    """The PyTorch runtime (BatchNorm folded at load, its default) gives the official
+    outputs: every sample within the MXNet tolerance, argmax maps on >= 99.9% of pixels."""
+    assert_matches_fixture(*run_fixture_torch(name))
+
+
+@needs_torch
+def test_torch_runtime_unfolded_batchnorm_matches_oracle_fixture():
+    assert_matches_fixture(*run_fixture_torch("accel_18_cur_test", fold_batchnorm=False))
+
+
+@needs_torch
+@pytest.mark.parametrize("key", sorted(k for k in OFFICIAL if not k.endswith("train")
+                                       or k == "accel_18.train"))
+def test_torch_shape_inference_gives_the_official_names_and_shapes(key):
+    """Without MXNet, the runtime infers exactly the official parameters (names, order,
+    shapes), auxiliary states and output shapes from the stored graph."""
+    from accel.runtime.store import load_graph
+    from accel.runtime.torch_graph import infer_shapes
+
+    ref = OFFICIAL[key]
+    net, graph = key.split(".")
+    name = "deeplab_resnet_v1_101.test" if net.startswith("deeplab") else key
+    args, aux, outs = infer_shapes(load_graph(name, 19), ref["inputs"])
+    inputs = ("data", "data_key", "feat_key", "data_ref", "eq_flag", "label", "softmax_label")
+    assert list(args.items()) == [(k, tuple(v)) for k, v in ref["args"].items()
+                                  if k not in inputs]
+    assert aux == _shapes(ref["aux"])
+    assert outs == _shapes(ref["outputs"])

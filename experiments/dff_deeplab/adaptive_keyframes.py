@@ -72,12 +72,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = build_parser().parse_args(argv)
     # Imported here, after run() has imported MXNET_VERSION's mxnet.
     from accel.cli import keyframes
-    from accel.cli.demo import Builders, load_config_file, load_model
+    from accel.cli.demo import load_config_file, load_model
+    from accel.networks import accel_network
     from accel.dataset import dataset_from_config
     from accel.utils.checkpoint import params_path
     from accel.utils.io import write_json, write_text
-    from dff_deeplab.fast_symbol import FastAccelNetwork
-    from dff_deeplab.symbol import AccelNetwork
 
     if any(r < 1 for r in args.rates):
         raise ValueError(f"--rates must all be >= 1 (rate 1/I), got {args.rates}")
@@ -112,10 +111,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         "what": "%s/%s: %d %s streams of %d frames (%d real pairs)" % (
             cfg.dataset.dataset_path, args.train_split, len(cal_streams), kind,
             len(cal_streams[0]), (len(cal_streams[0]) - 1) // steps * len(cal_streams))}
-    builders = Builders(AccelNetwork, FastAccelNetwork)
     candidates = [keyframes.Candidate(
-        v, builders.network(v, test_video.num_classes, cfg.network.WARP_OP,
-                            fast=not args.reference_path),
+        v, accel_network(v, test_video.num_classes, fast=not args.reference_path),
         arg_params, aux_params, checkpoint, allow_extra=v == "dff") for v in args.versions]
     json_path = os.path.join(args.output, "results.json")
 

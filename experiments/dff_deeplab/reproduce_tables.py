@@ -22,13 +22,10 @@ from accel.cli import run
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run every (version, interval); writes tables.md, tables.json and the plots."""
-    # Imported here, after run() has imported MXNET_VERSION's mxnet.
-    from accel.cli.demo import Builders
+    # Imported here, after run() has imported MXNET_VERSION's mxnet (unless --runtime torch).
     from accel.cli.tables import tables
-    from dff_deeplab.fast_symbol import FastAccelNetwork
-    from dff_deeplab.symbol import AccelNetwork
 
-    return tables(argv, Builders(AccelNetwork, FastAccelNetwork), __doc__.split("\n\n")[0])
+    return tables(argv, __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ thin file whose `main(argv)` imports its real work inside the function, and whos
 `__main__` calls `run(main)`. `run` reads the yaml named by `--cfg` with plain
 `yaml.safe_load` (nothing here imports mxnet), takes `MXNET_VERSION` from it (a
 `MXNET_VERSION=NAME` override or `--mxnet-version NAME` on the command line wins), imports
-that MXNet (`accel.utils.mxnet_version.import_mxnet`) and only then calls `main`. Bad input
+that MXNet (`accel.utils.mxnet_version.import_mxnet`) and only then calls `main`; with
+`--runtime torch` no MXNet is imported at all. Bad input
 ends the process with one line naming what is wrong (exit 1); `--debug` shows the traceback.
 
 This package is the only place that knows the repository's layout (`REPO_ROOT`): the
@@ -106,8 +107,10 @@ BAD_INPUT = _bad_input_types()
 
 
 def run(main: Callable[[Optional[Sequence[str]]], Any],
-        argv: Optional[Sequence[str]] = None) -> None:
+        argv: Optional[Sequence[str]] = None, needs_mxnet: bool = False) -> None:
     """Entry point of every runner: log to stderr, honour MXNET_VERSION, run `main(argv)`.
+
+    MXNet is not imported for `--runtime torch` unless `needs_mxnet` (a runner that trains).
 
     Bad input (BAD_INPUT) exits 1 with its message on one line; `--debug` anywhere on the
     command line shows the traceback instead (and is removed before `main` sees it).
@@ -119,7 +122,8 @@ def run(main: Callable[[Optional[Sequence[str]]], Any],
         logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        bootstrap(argv)
+        if needs_mxnet or _flag_value(argv, "--runtime") != "torch":
+            bootstrap(argv)
         code = main(argv)
     except BAD_INPUT as error:
         if debug:

@@ -13,21 +13,23 @@ import argparse
 import logging
 import os
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from accel.cli import REPO_ROOT, repo_path
 from accel.cli.data import DATA_SOURCES, DemoData, calibration_frames, demo_data, open_dataset
-from accel.config import load_config, parse_gpus, resolve_paths
+from accel.config import load_config, resolve_paths
 from accel.core.tester import (evaluate_snippets, format_pct, metrics_table, segment_video,
                                select_snippets)
 from accel.core.keyframes import POLICIES, make_policy
 from accel.core.timing import timing_table
 from accel.dataset import VideoFrames
+from accel.networks import accel_network
+from accel.cli.runtime import add_runtime_arguments, runtime_from_args
+from accel.runtime import Runtime
 from accel.symbols.versions import (ACCEL_VERSIONS, DEEPLAB_VERSIONS, REFERENCE, Version,
                                     get_version, version_of_symbol)
 from accel.utils.checkpoint import CheckpointError, load_checkpoint, params_path
-from accel.utils.device import pick_context
 from accel.utils.io import write_json, write_text
 from accel.utils.visualize import PredictionWriter
 
@@ -82,8 +84,9 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     """How Accel/DFF run on the CPU: the fast path (default), the official graphs, INT8."""
     speed = parser.add_argument_group("speed (CPU)")
     speed.add_argument("--reference-path", action="store_true",
-                       help="run the official graphs as the original demo does (default on "
-                            "the CPU: the fast path, same results up to float rounding)")
+                       help="run the official graphs as the original demo does (default: the "
+                            "fast graphs where the runtime has them, same results up to float "
+                            "rounding)")
     speed.add_argument("--int8", default=None, metavar="FOLDER",
                        help="run the keyframe trunk in INT8, calibrated on images of FOLDER "
                             "(e.g. training frames); this changes the accuracy: measure it")
@@ -92,12 +95,6 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--int8-scope", choices=("key", "all"), default="key",
                        help="key: the keyframe trunk only (default); all: also the flow "
                             "network and the update branch")
-    speed.add_argument("--runtime", choices=("mxnet", "onnxruntime"), default="mxnet",
-                       help="run the graphs in MXNet (default) or export them to ONNX and run "
-                            "them in ONNX Runtime (README, 'Export and deployment')")
-    speed.add_argument("--providers", nargs="+", default=None, metavar="PROVIDER",
-                       help="with --runtime onnxruntime: its execution providers, in order "
-                            "(default: CPUExecutionProvider)")
 
 
 def _positive(kind):
@@ -145,64 +142,21 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                           "(accel.core.consistency)")
 
 
-def onnx_graph_factory(providers: Optional[Sequence[str]] = None):
-    """A VideoSegmenter graph factory: each graph exported to ONNX (into a temporary
-    folder, removed at exit) and run in ONNX Runtime."""
-    import atexit
-    import tempfile
-
-    from accel.export.onnx import export_graph
-    from accel.export.onnxruntime import OrtGraph
-
-    folder = tempfile.mkdtemp(prefix="accel-onnx-")
-    atexit.register(shutil.rmtree, folder, True)
-
-    def factory(name, sym, input_shapes, arg_params, aux_params, ctx):
-        size = "x".join(str(d) for d in input_shapes["data"][2:])
-        path = os.path.join(folder, f"{name}_{size}.onnx")
-        export_graph(sym, arg_params, aux_params, input_shapes, path)
-        logger.info("%s graph running in ONNX Runtime (%s)", name, path)
-        return OrtGraph(path, providers)
-    return factory
-
-
-def speed_options(args: argparse.Namespace, data: DemoData, ctx) -> Dict[str, Any]:
+def speed_options(args: argparse.Namespace, data: DemoData, runtime: Runtime) -> Dict[str, Any]:
     """{'fast': bool, 'int8_calibration', 'int8_scope'} from the speed flags."""
     panels = getattr(args, "panels", False)
-    fast = ctx.device_type == "cpu" and not args.reference_path and not panels
-    if args.int8 is not None and not fast:
+    fast = runtime.fast_ok and not args.reference_path and not panels
+    if args.int8 is not None and not (fast and runtime.name == "mxnet"):
         why = ("--reference-path" if args.reference_path else "--panels" if panels
-               else f"the device {ctx}")
-        raise ValueError(f"--int8 runs on the fast CPU path, which {why} rules out")
-    if panels and ctx.device_type == "cpu" and not args.reference_path:
+               else f"--runtime {runtime.name}" if runtime.name != "mxnet"
+               else f"the device {runtime.device}")
+        raise ValueError(f"--int8 runs on MXNet's fast CPU path, which {why} rules out")
+    if panels and runtime.fast_ok and not args.reference_path:
         logger.info("--panels: running the official graphs (the fast path keeps no "
                     "per-branch scores)")
     calib = (calibration_frames(args.int8, data, args.int8_frames)
              if args.int8 is not None else None)
-    options = {"fast": fast, "int8_calibration": calib, "int8_scope": args.int8_scope}
-    runtime = getattr(args, "runtime", "mxnet")
-    if runtime == "onnxruntime":
-        if calib is not None:
-            raise ValueError("--int8 runs in MXNet; it cannot be combined with --runtime "
-                             "onnxruntime")
-        options["graph_factory"] = onnx_graph_factory(args.providers)
-    elif getattr(args, "providers", None):
-        raise ValueError("--providers is for --runtime onnxruntime")
-    return options
-
-
-@dataclass(frozen=True)
-class Builders:
-    """The Accel graph builders a runner hands to the command line: the official graphs
-    (dff_deeplab.symbol.AccelNetwork) and the fast CPU ones (dff_deeplab.fast_symbol)."""
-
-    official: Any
-    fast: Any
-
-    def network(self, version: str, num_classes: int, warp_op: str = "builtin",
-                fast: bool = False):
-        """The official (or fast CPU) graphs of an Accel version."""
-        return (self.fast if fast else self.official)(version, num_classes, warp_op)
+    return {"fast": fast, "int8_calibration": calib, "int8_scope": args.int8_scope}
 
 
 # ---------------------------------------------------------------------------- model
@@ -222,9 +176,10 @@ def choose_model(args: argparse.Namespace, cfg, cfg_path: Optional[str], row: Ve
 
 
 def load_model(prefix: str, epoch: int, origin: str) -> Tuple[Dict, Dict]:
-    """Load `prefix-%04d.params`; a missing file names itself and where it comes from."""
+    """Load `prefix-%04d.params` as NumPy arrays (any runtime takes them); a missing file
+    names itself and where it comes from."""
     try:
-        params = load_checkpoint(prefix, epoch)
+        params = load_checkpoint(prefix, epoch, numpy=True)
     except CheckpointError as err:
         raise CheckpointError(f"{err}\nThis model comes from {origin}.") from None
     logger.info("model %s (%s)", params_path(prefix, epoch), origin)
@@ -327,11 +282,6 @@ def run_demo(args: argparse.Namespace, data: DemoData, segmenter, interval: int,
     return results
 
 
-def _context(args: argparse.Namespace, cfg):
-    return pick_context(cpu=args.cpu, gpu=args.gpu,
-                        cfg_gpu_ids=parse_gpus(cfg.gpus) if cfg is not None else ())
-
-
 # ----------------------------------------------------------------------------- demos
 def accel_parser(description: str) -> argparse.ArgumentParser:
     """dff_deeplab/demo.py's command line."""
@@ -344,6 +294,7 @@ def accel_parser(description: str) -> argparse.ArgumentParser:
                              "--cfg's TEST.KEY_INTERVAL, else 1 as the original)")
     add_demo_arguments(parser)
     add_speed_arguments(parser)
+    add_runtime_arguments(parser)
     add_keyframe_arguments(parser)
     return parser
 
@@ -391,7 +342,7 @@ def keyframe_policy(args: argparse.Namespace, interval: int, budget=None):
                        args.min_gap, args.max_gap), None
 
 
-def _budget(args: argparse.Namespace, data: DemoData, network, arg_params, aux_params, ctx,
+def _budget(args: argparse.Namespace, data: DemoData, network, arg_params, aux_params,
             source: str, allow_extra: bool, options: Dict[str, Any]):
     """Budget mode of the demo: calibrate on --calibration-split of the demo's data set."""
     def budget(name, rate, min_gap, max_gap):
@@ -402,13 +353,12 @@ def _budget(args: argparse.Namespace, data: DemoData, network, arg_params, aux_p
         train = open_dataset(replace(data, split=args.calibration_split, label_root=None))
         return budget_policy(name, rate, network, arg_params, aux_params, train,
                              CALIBRATION_STEPS.get(data.name, 1), args.calibration_pairs,
-                             ctx=ctx, source=source, allow_extra=allow_extra,
+                             source=source, allow_extra=allow_extra,
                              min_gap=min_gap, max_gap=max_gap, options=options)
     return budget
 
 
-def accel_demo(argv: Optional[Sequence[str]], builders: Builders,
-               description: str = "") -> Dict[str, Any]:
+def accel_demo(argv: Optional[Sequence[str]], description: str = "") -> Dict[str, Any]:
     """The Accel / DFF demo (dff_deeplab/demo.py); returns what metrics.json holds."""
     args = accel_parser(description).parse_args(argv)
     cfg_path = args.cfg
@@ -431,11 +381,9 @@ def accel_demo(argv: Optional[Sequence[str]], builders: Builders,
                          f"the ResNet give the same grid")
     prefix, epoch, origin = choose_model(args, cfg, cfg_path, row, ACCEL_TRAIN_RUNNER)
     arg_params, aux_params = load_model(prefix, epoch, origin)
-    ctx = _context(args, cfg)
-    speed = speed_options(args, data, ctx)
-    network = builders.network(row.name, data.num_classes,
-                               cfg.network.WARP_OP if cfg is not None else "builtin",
-                               speed.pop("fast"))
+    runtime = runtime_from_args(args, cfg)
+    speed = speed_options(args, data, runtime)
+    network = accel_network(row.name, data.num_classes, speed.pop("fast"))
     source = params_path(prefix, epoch)
     if args.keyframe_policy not in ("fixed", "always") and interval == 1 and not args.video:
         raise ValueError(f"--keyframe-policy {args.keyframe_policy} on the labelled split needs "
@@ -444,9 +392,9 @@ def accel_demo(argv: Optional[Sequence[str]], builders: Builders,
     from accel.core.inference import VideoSegmenter
     allow_extra = args.allow_extra_params or row.name == "dff"
     policy, calibration = keyframe_policy(args, interval, _budget(
-        args, data, network, arg_params, aux_params, ctx, source, allow_extra,
-        {k: v for k, v in speed.items() if k != "graph_factory"}))  # (calibrates in MXNet)
-    segmenter = VideoSegmenter(network, arg_params, aux_params, interval, ctx=ctx,
+        args, data, network, arg_params, aux_params, source, allow_extra,
+        dict(speed, runtime=runtime)))
+    segmenter = VideoSegmenter(network, arg_params, aux_params, interval, runtime=runtime,
                                panels=args.panels, source=source, policy=policy,
                                allow_extra=allow_extra, **speed)
     # An adaptive policy decides the keyframes itself: the method is the version's own.
@@ -454,9 +402,9 @@ def accel_demo(argv: Optional[Sequence[str]], builders: Builders,
     method = REFERENCE.method if frame_by_frame else row.method
     slug = f"{REFERENCE.slug}-{row.slug}" if frame_by_frame else row.slug
     out_dir = args.output or default_output_dir(slug, data, interval, args.video, args.avg)
-    info = {"model": source, "version": row.name, "cfg": cfg_path, "device": str(ctx),
+    info = {"model": source, "version": row.name, "cfg": cfg_path, "device": runtime.device,
             "path": "fast" if segmenter.fast else "reference", "int8": args.int8,
-            "runtime": args.runtime,
+            "runtime": runtime.name, "precision": args.precision,
             "keyframe_policy": policy.describe() if policy else {"policy": "fixed",
                                                                  "interval": interval}}
     if calibration is not None:
@@ -474,6 +422,7 @@ def deeplab_demo(argv: Optional[Sequence[str]] = None, description: str = "") ->
     """The frame-by-frame DeepLab demo (deeplab/demo.py); returns what metrics.json holds."""
     parser = argparse.ArgumentParser(description=description)
     add_demo_arguments(parser)
+    add_runtime_arguments(parser)
     args = parser.parse_args(argv)
     cfg, cfg_path = load_config_file(args.cfg)
     symbol = cfg.symbol if cfg is not None else "deeplab_resnet_v1_101"
@@ -487,8 +436,11 @@ def deeplab_demo(argv: Optional[Sequence[str]] = None, description: str = "") ->
     arg_params, aux_params = load_model(prefix, epoch, origin)
     source = params_path(prefix, epoch)
     from accel.core.inference import FrameSegmenter
-    ctx = _context(args, cfg)
-    segmenter = FrameSegmenter(data.num_classes, arg_params, aux_params, ctx, source, symbol)
+    runtime = runtime_from_args(args, cfg)
+    segmenter = FrameSegmenter(data.num_classes, arg_params, aux_params, source=source,
+                               symbol=symbol, runtime=runtime,
+                               allow_extra=args.allow_extra_params)
     out_dir = args.output or default_output_dir(row.slug, data, 1, args.video, args.avg)
-    info = {"model": source, "version": row.name, "cfg": cfg_path, "device": str(ctx)}
+    info = {"model": source, "version": row.name, "cfg": cfg_path, "device": runtime.device,
+            "runtime": runtime.name, "precision": args.precision}
     return run_demo(args, data, segmenter, 1, row.method, False, out_dir, info)

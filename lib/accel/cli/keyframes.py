@@ -122,21 +122,21 @@ def record_streams(observer: ObservingSegmenter, streams: Sequence[Sequence[np.n
 
 
 def budget_policy(name: str, rate: float, network, arg_params, aux_params, train_video,
-                  steps: int, pairs: int = 40, chunk: int = 10, ctx=None, source: str = "",
+                  steps: int, pairs: int = 40, chunk: int = 10, source: str = "",
                   allow_extra: bool = False, min_gap: Optional[int] = None,
                   max_gap: Optional[int] = None, options: Optional[Dict[str, Any]] = None
                   ) -> Tuple[KeyframePolicy, Dict[str, Any]]:
     """Budget mode for one run (the demo's --keyframe-rate): the policy `name` with the
     threshold that gives `rate` on calibration streams of `train_video` (`steps`: see
-    CALIBRATION_STEPS; `options`: VideoSegmenter's, e.g. int8)."""
+    CALIBRATION_STEPS; `options`: VideoSegmenter's, e.g. runtime, int8)."""
     streams = calibration_streams(train_video, pairs, chunk, steps)
-    observer = ObservingSegmenter(network, arg_params, aux_params, ctx, source, allow_extra,
+    observer = ObservingSegmenter(network, arg_params, aux_params, None, source, allow_extra,
                                   **(options or {}))
     if not supported(name, observer.has_update):
         raise ValueError(f"keyframe policy {name!r} needs an update branch; "
                          f"{network.version.method} has none")
     records = record_streams(observer, streams)
-    head = ReferenceHead(observer.seg.args)
+    head = ReferenceHead(observer.arg_params)
     del observer
     policy, cal = calibrate_for_rate(name, rate, records, head,
                                      "update_scores" in POLICIES[name].needs,
@@ -238,12 +238,12 @@ class Candidate:
     aux_params: Dict
     checkpoint: str
     allow_extra: bool = False
-    options: Optional[Dict[str, Any]] = None     # VideoSegmenter options (int8)
+    options: Optional[Dict[str, Any]] = None     # VideoSegmenter options (runtime, int8)
 
 
 def compare(candidates: Sequence[Candidate], streams: Sequence[Sequence[LoadedFrame]], video,
             cal_streams, rates: Sequence[int], policies: Optional[Sequence[str]] = None,
-            consistency: bool = True, ctx=None, on_version=None,
+            consistency: bool = True, on_version=None,
             cache: Optional[Dict[str, Dict]] = None
             ) -> Dict[str, Dict[str, List[Dict[str, Any]]]]:
     """{version: {'fixed': rows, 'adaptive': rows}}: `fixed` at intervals 1 and `rates`, and
@@ -264,7 +264,7 @@ def compare(candidates: Sequence[Candidate], streams: Sequence[Sequence[LoadedFr
     versions: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
     ordered = sorted(candidates, key=lambda c: c.network.update_scores_output() is None)
     for cand in ordered:
-        observer = ObservingSegmenter(cand.network, cand.arg_params, cand.aux_params, ctx,
+        observer = ObservingSegmenter(cand.network, cand.arg_params, cand.aux_params, None,
                                       cand.checkpoint, cand.allow_extra,
                                       **(cand.options or {}))
         key = (cand.checkpoint, cand.version if observer.has_update else None)
@@ -273,7 +273,7 @@ def compare(candidates: Sequence[Candidate], streams: Sequence[Sequence[LoadedFr
              and not observer.has_update), None)
         if records is None:
             records = recorded[key] = record_streams(observer, cal_streams)
-        head = ReferenceHead(observer.seg.args)
+        head = ReferenceHead(observer.arg_params)
         warm_up(observer, streams)
         name = _name(cand.version)
         block: Dict[str, List[Dict[str, Any]]] = {"fixed": [], "adaptive": []}

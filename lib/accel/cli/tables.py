@@ -8,14 +8,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence
 
 from accel.cli import keyframes, repo_path
-from accel.cli.demo import (Builders, add_data_arguments, add_speed_arguments,
-                            demo_data, load_model, open_dataset, speed_options)
+from accel.cli.demo import (add_data_arguments, add_speed_arguments, demo_data, load_model,
+                            open_dataset, speed_options)
+from accel.cli.runtime import add_runtime_arguments, runtime_from_args
 from accel.core.inference import VideoSegmenter
 from accel.cli.keyframes import ADAPTIVE
 from accel.core.tester import evaluate_snippets, select_snippets
+from accel.networks import accel_network
 from accel.symbols.versions import ACCEL_SOURCE, ACCEL_VERSIONS, PAPER_ROWS, REFERENCE, get_version
 from accel.utils.checkpoint import list_checkpoints, params_path
-from accel.utils.device import pick_context
 from accel.utils.io import write_json, write_text
 from accel.utils.plots import line_plot
 
@@ -58,6 +59,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                      help="consecutive training pairs behind the calibration streams")
     add_data_arguments(parser)
     add_speed_arguments(parser)
+    add_runtime_arguments(parser)
     return parser
 
 
@@ -80,7 +82,7 @@ def model_prefixes(args: argparse.Namespace, versions: Sequence[str]) -> Dict[st
     return prefixes
 
 
-def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
+def run_all(args: argparse.Namespace) -> Dict[str, Any]:
     """Evaluate every (version, interval); returns {'runs': [...], 'settings': {...}}."""
     if any(i < 1 for i in args.intervals):
         raise ValueError(f"--intervals must all be >= 1, got {args.intervals}")
@@ -92,8 +94,8 @@ def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
     prefixes = model_prefixes(args, need)
     data = demo_data(args)
     dataset = open_dataset(data)
-    ctx = pick_context(cpu=args.cpu, gpu=args.gpu)
-    speed = speed_options(args, data, ctx)
+    runtime = runtime_from_args(args)
+    speed = speed_options(args, data, runtime)
     fast = speed.pop("fast")
     num_ex = 0 if args.num_ex is None else args.num_ex
     runs: List[Dict[str, Any]] = []
@@ -102,13 +104,13 @@ def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
     for version in need:
         arg_params, aux_params = load_model(prefixes[version], args.epoch,
                                             "--model or " + ACCEL_SOURCE)
-        network = builders.network(version, data.num_classes, fast=fast)
+        network = accel_network(version, data.num_classes, fast=fast)
         intervals = [i for i in args.intervals if i > 1] if version in versions else []
         if version == reference and 1 in args.intervals:
             intervals = [1] + intervals
         for interval in intervals:
             method = REFERENCE.method if interval == 1 else get_version(version).method
-            seg = VideoSegmenter(network, arg_params, aux_params, interval, ctx=ctx,
+            seg = VideoSegmenter(network, arg_params, aux_params, interval, runtime=runtime,
                                  source=params_path(prefixes[version], args.epoch),
                                  allow_extra=args.allow_extra_params or version == "dff",
                                  **speed)
@@ -128,13 +130,14 @@ def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
             cand = keyframes.Candidate(version, network, arg_params, aux_params,
                                        params_path(prefixes[version], args.epoch),
                                        allow_extra=args.allow_extra_params or version == "dff",
-                                       options=speed)
+                                       options=dict(speed, runtime=runtime))
             adaptive.summary["versions"].update(keyframes.compare(
                 [cand], adaptive.streams, dataset, adaptive.cal_streams, adaptive.rates,
-                args.keyframe_policies, ctx=ctx, cache=adaptive.cache))
+                args.keyframe_policies, cache=adaptive.cache))
         del arg_params, aux_params
     settings = {"dataset": data.name, "split": data.split, "root": data.root,
-                "scales": data.scales, "stride": data.stride, "device": str(ctx),
+                "scales": data.scales, "stride": data.stride, "device": runtime.device,
+                "runtime": runtime.name, "precision": args.precision,
                 "protocol": "average over offsets" if args.avg else "worst case",
                 "num_ex": num_ex, "reference": reference, "epoch": args.epoch,
                 "int8": args.int8,
@@ -268,11 +271,10 @@ def plots(results: Dict[str, Any], out_dir: str) -> List[str]:
     return paths
 
 
-def tables(argv: Optional[Sequence[str]], builders: Builders,
-           description: str = "") -> Dict[str, Any]:
+def tables(argv: Optional[Sequence[str]], description: str = "") -> Dict[str, Any]:
     """Run everything and write tables.md, tables.json and the plots."""
     args = build_parser(description).parse_args(argv)
-    results = run_all(args, builders)
+    results = run_all(args)
     intervals = sorted({r["interval"] for r in results["runs"]})
     main_interval = args.main_interval or (5 if 5 in intervals else max(intervals))
     os.makedirs(args.output, exist_ok=True)

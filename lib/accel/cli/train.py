@@ -18,6 +18,7 @@ import os
 from typing import Callable, NamedTuple, Optional, Sequence
 
 from accel.cli import REPO_ROOT
+from accel.cli.runtime import add_runtime_arguments, runtime_from_args
 
 __all__ = ["Runner", "build_parser", "load_run_config", "train_test"]
 
@@ -27,7 +28,8 @@ logger = logging.getLogger("accel")
 class Runner(NamedTuple):
     """What one kind of training runs, handed over by its entry point: the train step
     `train(cfg, cfg_path, cpu=, resume=, overwrite=, on_start=) -> TrainResult`, the test
-    step `test(cfg, cfg_path, epoch=, cpu=)` (None: train only) and the help text."""
+    step `test(cfg, cfg_path, epoch=, cpu=, runtime=)` (None: train only) and the help
+    text."""
 
     train: Callable
     test: Optional[Callable]
@@ -56,6 +58,7 @@ def build_parser(runner: Runner) -> argparse.ArgumentParser:
                              "(TRAIN.legacy_states; unpickling runs code from the file)")
     if test:
         parser.add_argument("--no-test", action="store_true", help="train only")
+        add_runtime_arguments(parser)  # of the test step; training runs in MXNet
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides, e.g. TRAIN.end_epoch=2 gpus=0,1")
     return parser
@@ -101,5 +104,6 @@ def train_test(argv: Optional[Sequence[str]], runner: Runner) -> int:
     result = runner.train(cfg, args.cfg, cpu=args.cpu, resume=resume,
                           overwrite=args.overwrite, on_start=save_config)
     if runner.test is not None and not args.no_test and result.rank == 0:
-        runner.test(cfg, args.cfg, epoch=cfg.TRAIN.end_epoch, cpu=args.cpu)
+        runner.test(cfg, args.cfg, epoch=cfg.TRAIN.end_epoch, cpu=args.cpu,
+                    runtime=runtime_from_args(args, cfg))
     return 0

@@ -17,15 +17,12 @@ import numpy as np
 from accel.core.inference import VideoSegmenter
 from accel.core.keyframes import (FrameObservation, KeyframePolicy, calibrate_threshold,
                                   make_policy)
+from accel.symbols.versions import FLOW_SCALE
+from accel.utils.arrays import as_numpy
 
 __all__ = ["ObservingSegmenter", "ReferenceHead", "simulate", "calibrate_for_rate"]
 
 Record = Dict[str, List[Any]]   # 'state', 'flow', 'update': one entry per frame
-
-
-def _host(array) -> np.ndarray:
-    """An output as a NumPy array (MXNet NDArray, or ONNX Runtime's arrays)."""
-    return array.asnumpy() if hasattr(array, "asnumpy") else np.asarray(array)
 
 
 class _Recorder(KeyframePolicy):
@@ -41,13 +38,14 @@ class ObservingSegmenter:
     """A VideoSegmenter driven frame by frame with an explicit is_key, returning what the
     policies read (flow, both branches' stride-16 scores) through the segmenter's own
     observation hook. `network`: the graphs to run (official or fast CPU ones);
-    `allow_extra` and `options` (e.g. int8_calibration): as VideoSegmenter's."""
+    `allow_extra` and `options` (e.g. int8_calibration, runtime): as VideoSegmenter's."""
 
     def __init__(self, network, arg_params, aux_params, ctx=None, source: str = "",
                  allow_extra: bool = False, **options):
         self.seg = VideoSegmenter(network, arg_params, aux_params, interval=1, ctx=ctx,
                                   policy=_Recorder(), source=source, allow_extra=allow_extra,
                                   **options)
+        self.arg_params = arg_params
         self.has_update = self.seg.network.update_scores_output() is not None
 
     def reset(self) -> None:
@@ -66,19 +64,20 @@ class ObservingSegmenter:
         """For every frame: the keyframe state (as if it were a keyframe), the flow from the
         previous frame and the update-branch scores (None for the first frame)."""
         seg, net = self.seg, self.seg.network
+        host = seg.runtime.host
         seg.reset()
         seg.step(frames[0], is_key=True)             # binds both graphs
         states, flows, updates = [], [None], [None]
         feat = None
         for i, frame in enumerate(frames):
-            out = seg._key.forward(data=frame)
-            states.append(_host(out[net.state_output])[0])
+            out = seg.key_graph.forward(data=frame)
+            states.append(host(out[net.state_output])[0])
             if feat is None:
                 feat = np.zeros((1,) + states[0].shape, np.float32)
             if i:
-                cur = seg._cur.forward(data=frame, data_key=frames[i - 1], feat_key=feat)
-                flows.append(_host(cur[net.flow_output])[0] * 2.5)   # DFF's scaling
-                updates.append(_host(cur[net.update_scores_output()])[0]
+                cur = seg.cur_graph.forward(data=frame, data_key=frames[i - 1], feat_key=feat)
+                flows.append(host(cur[net.flow_output])[0] * FLOW_SCALE)
+                updates.append(host(cur[net.update_scores_output()])[0]
                                if self.has_update else None)
         seg.reset()
         return {"state": states, "flow": flows, "update": updates}
@@ -91,7 +90,7 @@ class ReferenceHead:
 
     def __init__(self, arg_params):
         def get(name):
-            return arg_params[name].asnumpy().astype(np.float32)
+            return as_numpy(arg_params[name]).astype(np.float32)
         self.fc6_w, self.fc6_b = get("fc6_weight")[:, :, 0, 0], get("fc6_bias")
         self.score_w, self.score_b = get("score_weight")[:, :, 0, 0], get("score_bias")
 

@@ -67,10 +67,8 @@ def export_network(network, arg_params: Mapping, aux_params: Mapping, frame_shap
     scores `croped_score_output`), where a graph has them.
     """
     params = dict(arg_params)
-    if getattr(network, "fast", False):  # derived kernels (fast path), computed on NDArrays
-        params.update(network.derived_params(
-            {k: v if isinstance(v, mx.nd.NDArray) else mx.nd.array(v)
-             for k, v in params.items()}))
+    if getattr(network, "fast", False):  # derived kernels of the fast path (NumPy)
+        params.update({k: mx.nd.array(v) for k, v in network.derived_params(params).items()})
     state = network_outputs(network, "key")[0]
     state_shape = tuple(network.key_test().get_internals()[state].infer_shape(
         data=tuple(frame_shape))[1][0])

@@ -6,10 +6,8 @@ at 1/16 of the image: exactly the grid of the stride-16 ResNet features it warps
 """
 import mxnet as mx
 
-# FlowNet regresses flow divided by 20 (FlowNet paper, sec. 4) at 1/4 of its input, which is
-# itself half the image here; on the stride-16 feature grid one predicted unit is therefore
-# 20 / 8 = 2.5 feature pixels (DFF issue #23).
-FLOW_SCALE = 2.5
+from accel.symbols.versions import FLOW_SCALE
+
 
 # Encoder: (name, num_filter, kernel, stride); every conv is followed by LeakyReLU(0.1).
 _ENCODER = (

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 __all__ = ["Version", "VERSIONS", "ACCEL_VERSIONS", "DEEPLAB_VERSIONS", "REFERENCE",
-           "get_version", "version_of_symbol", "PAPER_ROWS", "ACCEL_SOURCE", "DEEPLAB_SOURCE"]
+           "get_version", "version_of_symbol", "PAPER_ROWS", "ACCEL_SOURCE", "DEEPLAB_SOURCE",
+           "FLOW_SCALE"]
+
+# FlowNet (every Accel version's and DFF's) regresses flow divided by 20 (FlowNet paper,
+# sec. 4) at 1/4 of its input, which is itself half the image here; on the stride-16 feature
+# grid one predicted unit is therefore 20 / 8 = 2.5 feature pixels (DFF issue #23). The
+# graphs multiply `Convolution5` by it; code reading the raw flow output applies it too.
+FLOW_SCALE = 2.5
 
 ACCEL_SOURCE = ("the official Accel models (Google Drive link in the Accel README, 'Demo / "
                 "Inference'; the base DFF model with FlowNet is on OneDrive): put them under "

@@ -4,18 +4,19 @@ The fast CPU graphs (dff_deeplab/fast_symbol.py) stop at stride-16 scores; when 
 `*upsampling_weight` of a checkpoint is the same separable kernel outer(k1, k1) (the
 released models' fixed bilinear kernel), upsampling + crop + argmax run here instead.
 """
-from typing import Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
-import mxnet as mx
 import numpy as np
+
+from accel.utils.arrays import as_numpy
 
 __all__ = ["separable_upsampling_filter", "upsampling_matrix", "SeparableUpsampler"]
 
 
-def separable_upsampling_filter(arg_params: Mapping[str, mx.nd.NDArray]) -> Optional[np.ndarray]:
+def separable_upsampling_filter(arg_params: Mapping[str, Any]) -> Optional[np.ndarray]:
     """The 1-D filter k if every `*upsampling_weight` (the heads' fixed x16 kernels, not the
     learned `feat_upsampling`) is outer(k, k) for every class, else None."""
-    kernels = [v.asnumpy() for k, v in arg_params.items()
+    kernels = [as_numpy(v) for k, v in arg_params.items()
                if k.endswith("upsampling_weight") and not k.endswith("feat_upsampling_weight")]
     if not kernels:
         return None
