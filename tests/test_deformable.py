@@ -6,11 +6,13 @@ import pytest
 from accel.operators.deformable import deformable_conv_fast, deformable_conv_numpy
 
 
-def _mxnet(x, off, w, stride, pad, dilate, groups):
+def mxnet_deformable_conv(x, off, w, stride, pad, dilate, groups, bias=None):
+    """MXNet's DeformableConvolution on NumPy arrays (the oracle; also of test_torch_ops)."""
+    extra = {"no_bias": True} if bias is None else {"bias": mx.nd.array(bias)}
     return mx.nd.contrib.DeformableConvolution(
-        mx.nd.array(x), mx.nd.array(off), mx.nd.array(w), kernel=(3, 3), stride=(stride,) * 2,
-        pad=(pad,) * 2, dilate=(dilate,) * 2, num_filter=w.shape[0], no_bias=True,
-        num_deformable_group=groups).asnumpy()
+        mx.nd.array(x), mx.nd.array(off), mx.nd.array(w), kernel=w.shape[2:],
+        stride=(stride,) * 2, pad=(pad,) * 2, dilate=(dilate,) * 2, num_filter=w.shape[0],
+        num_deformable_group=groups, **extra).asnumpy()
 
 
 @pytest.mark.parametrize("groups,stride,pad,dilate,size", [
@@ -26,7 +28,7 @@ def test_equals_mxnet_with_offsets_that_leave_the_map(groups, stride, pad, dilat
     off = (rng.standard_normal((2, 18 * groups, ho, wo)) * 3).astype(np.float32)
     off[0, 0, 0, 0] = -0.5          # just outside the top edge: zero
     off[0, 1, -1, -1] = 40.0        # far outside
-    expected = _mxnet(x, off, w, stride, pad, dilate, groups)
+    expected = mxnet_deformable_conv(x, off, w, stride, pad, dilate, groups)
     got = deformable_conv_numpy(x, off, w, stride, pad, dilate)
     np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-5)
 
@@ -50,8 +52,8 @@ def test_symbol_forward_and_bad_shapes():
                                mx.sym.Variable("weight"), "d", 3, 1, 2, 2)
     exe = sym.bind(mx.cpu(), {"data": mx.nd.array(x), "offset": mx.nd.array(off),
                               "weight": mx.nd.array(w)}, grad_req="null")
-    np.testing.assert_allclose(exe.forward()[0].asnumpy(), _mxnet(x, off, w, 1, 2, 2, 1),
-                               atol=1e-5)
+    np.testing.assert_allclose(exe.forward()[0].asnumpy(),
+                               mxnet_deformable_conv(x, off, w, 1, 2, 2, 1), atol=1e-5)
     with pytest.raises(ValueError, match="offset has 10 channels"):
         deformable_conv_numpy(x, off[:, :10], w, 1, 2, 2)
     with pytest.raises(ValueError, match="input channels"):

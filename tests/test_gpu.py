@@ -303,7 +303,7 @@ def test_init_sh_cpu_branch_unchanged(tmp_path):
 # ---------------------------------------------------------------- on a GPU
 
 
-from test_operators import cupy_or_skip as cupy_gpu_or_skip  # noqa: E402
+from operator_helpers import cupy_or_skip as cupy_gpu_or_skip  # noqa: E402
 
 
 def mxnet_gpu_or_skip():

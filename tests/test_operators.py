@@ -16,13 +16,12 @@ import pytest
 
 import accel.operators as ops
 from accel.operators import cuda, custom_ops
+from operator_helpers import WARP_CASES, cupy_or_skip, random_warp_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ACCEL_SHARED_DIR", REPO.parent / "shared"))
 SINTEL = SHARED / "data" / "sintel_flow" / "sintel_training"
 
-# (N, C, H, W, flow scale in pixels): odd sizes, two rows, flows that leave the image
-WARP_CASES = [(1, 1, 4, 5, 0.7), (2, 3, 7, 9, 3.0), (1, 4, 2, 5, 1.5), (3, 2, 11, 8, 12.0)]
 # mx.sym.Correlation parameter sets: FlowNetC's own, strided, kernel 3, abs-difference
 CORRELATION_CASES = [
     dict(kernel_size=1, max_displacement=4, stride1=1, stride2=1, pad_size=4, is_multiply=True),
@@ -31,12 +30,6 @@ CORRELATION_CASES = [
     dict(kernel_size=3, max_displacement=3, stride1=3, stride2=1, pad_size=2, is_multiply=False),
     dict(kernel_size=1, max_displacement=5, stride1=2, stride2=2, pad_size=0, is_multiply=False),
 ]
-
-
-def random_warp_inputs(rng, n, c, h, w, scale, dtype=np.float32):
-    feat = rng.standard_normal((n, c, h, w)).astype(dtype)
-    flow = (rng.standard_normal((n, 2, h, w)) * scale).astype(dtype)
-    return feat, flow
 
 
 def run_executor(sym, inputs, grad_out, grad_req="write"):
@@ -348,20 +341,6 @@ def test_correlation_numeric_gradient_float64(is_multiply):
 
 
 # ---------------------------------------------------------------- devices
-
-
-def cupy_or_skip():
-    """CuPy with a usable GPU, or skip saying which is missing."""
-    try:
-        cupy = cuda.import_cupy()
-    except ImportError:
-        pytest.skip("CuPy is not installed (GPU installs get it from `sh init.sh --gpu`)")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("CuPy finds no GPU")
-    except cupy.cuda.runtime.CUDARuntimeError as err:
-        pytest.skip(f"CuPy finds no usable GPU: {err}")
-    return cupy
 
 
 # A network-level use: the correlation stage of a FlowNetC-style network (shared tower,

@@ -84,11 +84,20 @@ def _prepare(*arrays: Any) -> Tuple:
     return tuple(cupy.ascontiguousarray(a) for a in arrays)
 
 
-def warp_forward_cuda(feat: Any, flow: Any) -> Any:
-    """Warp feat (N, C, H, W) by flow (N, 2, H, W) in pixels on the GPU."""
+def warp_forward_cuda(feat: Any, flow: Any, out: Any = None) -> Any:
+    """Warp feat (N, C, H, W) by flow (N, 2, H, W) in pixels on the GPU, into out if given.
+
+    out: a C-contiguous array of feat's shape and dtype (e.g. a PyTorch tensor's memory seen
+    through DLPack, so that its owner allocates it); a new CuPy array when None.
+    """
     check_warp_shapes(feat.shape, flow.shape)
     feat, flow = _prepare(feat, flow)
-    out = import_cupy().empty_like(feat)
+    if out is None:
+        out = import_cupy().empty_like(feat)
+    elif out.shape != feat.shape or out.dtype != feat.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"flow warp out must be a C-contiguous {feat.dtype} array of shape "
+                         f"{feat.shape}, got {out.dtype} {out.shape} "
+                         f"(C-contiguous: {out.flags.c_contiguous})")
     n, c, h, w = feat.shape
     _launch(_kernel("flow_warp.cu", "flow_warp_forward", feat.dtype), feat.size,
             (feat, flow, out, *_ints(n, c, h, w)))

@@ -2,7 +2,9 @@
 
 They are the CPU path of the MXNet custom operators and the references the CUDA kernels in
 ``operator_cxx/`` are tested against. This module must not import MXNet: the GPU check
-runs it on machines that have CuPy but no MXNet.
+runs it on machines that have CuPy but no MXNet. SciPy is imported only by the warp
+functions that need it, so that the shape checks import on the MXNet-free PyTorch install
+(accel.runtime.torch_ops), which has no SciPy.
 
 Conventions (shared with ``operator_cxx/*.cu``):
 
@@ -24,7 +26,6 @@ Conventions (shared with ``operator_cxx/*.cu``):
 from typing import NamedTuple, Tuple
 
 import numpy as np
-import scipy.sparse
 
 __all__ = ["check_shape", "check_warp_shapes", "warp_numpy", "warp_backward_numpy",
            "CorrelationGeometry", "correlation_geometry", "correlation_numpy",
@@ -55,6 +56,8 @@ def _warp_matrices(flow: np.ndarray, shape_hw: Tuple[int, int]):
     warped channel is ``sample @ channel``. ``slope`` is (2*H*W, H*W): the derivatives of
     those weights with respect to the sampling x (first H*W rows) and y (last H*W rows).
     """
+    import scipy.sparse  # here, not at the top: see the module docstring
+
     height, width = shape_hw
     pixels = height * width
     dtype = flow.dtype
