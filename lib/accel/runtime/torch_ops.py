@@ -65,6 +65,8 @@ def flow_warp(feat: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     float32 keeps it equal to MXNet's. ``warp_backend(feat.device)`` says which code ran.
     """
     check_warp_shapes(tuple(feat.shape), tuple(flow.shape))
+    if feat.is_meta:  # shape inference (accel.runtime.torch_graph.infer_shapes)
+        return torch.empty_like(feat)
     if feat.device != flow.device:
         raise ValueError(f"flow warp data and flow must be on one device, got data on "
                          f"{feat.device} and flow on {flow.device}")
@@ -237,6 +239,8 @@ def deformable_conv2d(data: torch.Tensor, offset: torch.Tensor, weight: torch.Te
                 (n, 2 * num_deformable_group * kh * kw, ho, wo), tuple(offset.shape))
     if bias is not None:
         check_shape("deformable convolution bias", (out_c,), tuple(bias.shape))
+    if data.is_meta:  # shape inference (accel.runtime.torch_graph.infer_shapes)
+        return data.new_empty((n, out_c, ho, wo))
     dtype = _compute_dtype(data.dtype, "deformable convolution data")
     index, wts = _sampling_table(offset.detach().to(dtype), h, w, (kh, kw), stride, pad,
                                  dilate)
