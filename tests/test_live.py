@@ -138,6 +138,20 @@ def test_keyframes_follow_the_real_gap_in_source_frames(tmp_path):
     assert res["schedule"]["source_gap_max"] >= 4
 
 
+class FrameByFrame(FakeSegmenter):
+    """Like FrameSegmenter (deeplab/demo.py): every frame a keyframe, `step(data)` only."""
+
+    def step(self, data):
+        return super().step(data)
+
+
+def test_a_frame_by_frame_network_runs_live_with_every_frame_a_keyframe(tmp_path):
+    frames = [np.full((64, 96, 3), i, np.uint8) for i in range(12)]
+    res = _run(PacedFrames(frames, 30.0), FrameByFrame(0.05), tmp_path)
+    assert res["keyframes"] == res["frames_processed"] >= 4
+    assert res["outputs"]["video_frames"] == 12 == res["frames_seen"]
+
+
 def test_the_schedule_bounds_seconds_and_counts_policy_gaps_in_source_frames():
     seconds = RealGapSchedule(FakeSegmenter(interval=100), max_gap_seconds=1.0)
     # Frames taken every 0.3 s: the one at 0.9 s is a keyframe, as the next would pass 1 s.
@@ -282,7 +296,7 @@ def test_sigterm_ends_the_live_demo_cleanly(clip, accel18_prefix, tmp_path):
         took = time.monotonic() - t0
     reader.join(5)
     assert rc == 0, "".join(lines)
-    assert took < 3, f"SIGTERM took {took:.1f} s"
+    assert took < 5, f"SIGTERM took {took:.1f} s"   # the loop's part: a frame, then < 1 s
     res = json.loads((out / "metrics.json").read_text())
     assert res["complete"] and res["end"] == "stopped (SIGTERM)"
     assert res["frames_processed"] >= 1 and res["method"] == "Accel-18"

@@ -61,7 +61,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
                       metavar="SECONDS", help="at most this long from one keyframe to the "
                                               "next (capture time)")
     live.add_argument("--duration", type=_above_zero(float), default=None, metavar="SECONDS",
-                      help="end the run after this long")
+                      help="end the run this long after the first map (the network's "
+                           "set-up on the first frame excluded)")
     live.add_argument("--max-frames", type=_above_zero(int), default=None, metavar="N",
                       help="end the run after N frames of the source")
     live.add_argument("--show", action="store_true",

@@ -44,7 +44,7 @@ class LiveOptions:
     queue_size: int = 1                     # frames the reader keeps
     read_timeout_s: float = 10.0            # no frame for this long ends the run
     max_gap_seconds: Optional[float] = None  # bound on the time from keyframe to keyframe
-    duration_s: Optional[float] = None
+    duration_s: Optional[float] = None      # from the first map (graph set-up excluded)
     max_frames: Optional[int] = None        # frames of the source
     log_every_s: float = 1.0
     threaded: bool = True                   # draw and write on a background thread
