@@ -98,6 +98,8 @@ class FrameReader:
         with self._cond:
             while not self.drop and len(self._queue) >= self.size and not self._stop.is_set():
                 self._cond.wait(0.1)
+            if self._stop.is_set():   # closed: the counts the run reports stay as they are
+                return
             if frame.index == RATE_SKIP:
                 self._rate_from = frame
             elif self._rate is None and self._rate_from is not None and \
