@@ -152,6 +152,16 @@ def test_a_frame_by_frame_network_runs_live_with_every_frame_a_keyframe(tmp_path
     assert res["outputs"]["video_frames"] == 12 == res["frames_seen"]
 
 
+def test_max_frames_and_duration_bound_a_run(tmp_path):
+    frames = [np.full((64, 96, 3), i, np.uint8) for i in range(90)]
+    res = _run(PacedFrames(frames, 30.0), FakeSegmenter(0.02), tmp_path / "n", max_frames=8)
+    assert res["end"] == "--max-frames 8 reached" and res["frames_seen"] == 8
+    assert count_video_frames(str(tmp_path / "n" / "video.mp4")) == 8
+    res = _run(PacedFrames(frames, 30.0), FakeSegmenter(0.02), tmp_path / "d", duration_s=0.5)
+    assert res["end"] == "--duration 0.5 s reached" and res["complete"]
+    assert 0.5 <= res["duration_s"] < 1.5 and 10 <= res["frames_seen"] < 90
+
+
 def test_the_schedule_bounds_seconds_and_counts_policy_gaps_in_source_frames():
     seconds = RealGapSchedule(FakeSegmenter(interval=100), max_gap_seconds=1.0)
     # Frames taken every 0.3 s: the one at 0.9 s is a keyframe, as the next would pass 1 s.
@@ -222,6 +232,22 @@ def test_show_is_refused_without_a_display(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="--serve PORT instead"):   # before any camera opens
         live_demo(args, None, None, 1, "m", False, str(tmp_path), {}, opened.append)
     assert not opened
+
+
+def test_show_draws_each_picture_in_a_window_and_q_stops_the_run(monkeypatch, tmp_path):
+    """Where a display exists (faked here: this OpenCV has no GUI): the newest picture is
+    shown, and q ends the run cleanly."""
+    import accel.live.outputs as outputs
+    shown = []
+    monkeypatch.setattr(outputs, "display_problem", lambda env=None: None)
+    monkeypatch.setattr(cv2, "imshow", lambda title, picture: shown.append(picture))
+    monkeypatch.setattr(cv2, "waitKey", lambda ms: ord("q") if len(shown) >= 3 else -1)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda title: None)
+    frames = [np.full((64, 96, 3), i, np.uint8) for i in range(60)]
+    res = _run(PacedFrames(frames, 30.0), FakeSegmenter(0.02), tmp_path, show=True)
+    assert res["end"] == "stopped (window closed)" and res["complete"]
+    assert len(shown) == 3 and len({id(p) for p in shown}) == 3   # each picture once
+    assert res["frames_seen"] < 60
 
 
 def _read_part(stream):
