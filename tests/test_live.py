@@ -19,7 +19,7 @@ import pytest
 import cv2
 
 from accel.core.inference import FrameResult
-from accel.core.keyframes import FlowMagnitude, FrameObservation
+from accel.core.keyframes import FixedInterval, FlowMagnitude, FrameObservation
 from accel.core.tester import prepare_frame
 from accel.dataset.camvid import CAMVID_CLASSES, CAMVID_PALETTE
 from accel.live import LiveOptions, live_requested, run_live
@@ -185,6 +185,10 @@ def test_the_schedule_bounds_seconds_and_counts_policy_gaps_in_source_frames():
     # max_gap 6 with a threshold never reached: the gap when the frame is taken decides.
     assert flags(FlowMagnitude(1e9, max_gap=6), [0, 5, 7, 9, 13]) == \
         [True, False, True, False, True]
+    # The fixed interval as a policy object keys as the schedule's own rule: 4+ source frames.
+    plain = RealGapSchedule(FakeSegmenter(interval=4))
+    assert flags(FixedInterval(4), [0, 3, 6, 9, 12]) == [True, False, True, False, True] == \
+        [plain.decide(i, i / FPS) for i in [0, 3, 6, 9, 12]]
     # Without source gaps (a file, every frame segmented), a policy counts its own frames.
     policy, flow = FlowMagnitude(1e9, max_gap=3), np.ones((2, 2, 2), np.float32)
     assert policy.next_is_key(FrameObservation(1, False, 1, flow)) is False
