@@ -24,8 +24,9 @@ from accel.core.tester import (evaluate_snippets, format_pct, metrics_table, seg
 from accel.core.keyframes import POLICIES, make_policy
 from accel.core.timing import timing_table
 from accel.dataset import VideoFrames
-from accel.networks import accel_network
 from accel.cli.runtime import add_runtime_arguments, runtime_from_args
+from accel.live import add_live_arguments, live_demo, live_requested
+from accel.networks import accel_network
 from accel.runtime import Runtime
 from accel.symbols.versions import (ACCEL_VERSIONS, DEEPLAB_VERSIONS, REFERENCE, Version,
                                     get_version, version_of_symbol)
@@ -109,9 +110,10 @@ def _positive(kind):
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags both demos share: data, video, model, device, outputs, protocol."""
     add_data_arguments(parser)
-    parser.add_argument("--video", default=None, metavar="FILE_OR_FOLDER",
+    parser.add_argument("--video", default=None, metavar="SOURCE",
                         help="segment a video file (any container OpenCV reads) or a folder "
-                             "of frames instead; no labels needed")
+                             "of frames instead, or live input: a camera index (0), device "
+                             "(/dev/video0) or stream URL (rtsp://, http://); no labels needed")
     parser.add_argument("--allow-partial", action="store_true",
                         help="with --video: accept a file that decodes fewer frames than it "
                              "announces (default: an error after the frames it has)")
@@ -140,6 +142,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--consistency", action="store_true",
                      help="measure temporal consistency of consecutive predictions "
                           "(accel.core.consistency)")
+    add_live_arguments(parser)
 
 
 def speed_options(args: argparse.Namespace, data: DemoData, runtime: Runtime) -> Dict[str, Any]:
@@ -229,6 +232,9 @@ def run_demo(args: argparse.Namespace, data: DemoData, segmenter, interval: int,
     """
     if interval < 1:
         raise ValueError(f"--interval must be >= 1, got {interval}")
+    if live_requested(args):  # a camera, device or stream URL, or --realtime: accel.live
+        return live_demo(args, data, segmenter, interval, method, branches, out_dir, info,
+                         prepare_output_dir)
     video_src = (VideoFrames(args.video, max_frames=args.num_ex or None,
                              allow_partial=args.allow_partial) if args.video else None)
     prepare_output_dir(out_dir)

@@ -16,7 +16,9 @@ produced) and asks `next_is_key(obs)`; the first frame after `reset()` is always
 
 An adaptive policy asks for a keyframe when its signal exceeds `threshold`, never before
 `min_gap` frames after the last keyframe and always at `max_gap` (a gap is the number of
-frames from one keyframe to the next: `fixed` at interval k has every gap k). A keyframe
+frames from one keyframe to the next: `fixed` at interval k has every gap k). On a live
+source (accel.live) that skips frames, gaps count frames of the source
+(`FrameObservation.source_age`), so a schedule means the same time as on a file. A keyframe
 shows a policy no flow or scores, so an adaptive policy asks for two keyframes in a row only
 with a negative threshold. Budget mode:
 `calibrate_threshold` picks the threshold that gives a target keyframe rate on streams of
@@ -49,6 +51,8 @@ class FrameObservation:
     warped_scores: (C, h, w) stride-16 scores of the propagated branch; None on keyframes.
     update_scores: (C, h, w) stride-16 scores of the update branch; None on keyframes and
         for versions without one (dff, 101).
+    source_age: frames of the source since the last keyframe, the frames a live source
+        skipped included (accel.live); None when every frame is segmented (then it is `age`).
     """
 
     index: int
@@ -57,6 +61,12 @@ class FrameObservation:
     flow: Optional[np.ndarray] = None
     warped_scores: Optional[np.ndarray] = None
     update_scores: Optional[np.ndarray] = None
+    source_age: Optional[int] = None
+
+    @property
+    def gap(self) -> int:
+        """Frames of the source from the last keyframe to the next frame (at least)."""
+        return (self.age if self.source_age is None else self.source_age) + 1
 
 
 class KeyframePolicy:
@@ -89,6 +99,8 @@ class FixedInterval(KeyframePolicy):
         self.interval = int(interval)
 
     def next_is_key(self, obs: FrameObservation) -> bool:
+        if obs.source_age is not None:   # live: the interval counts frames of the source
+            return obs.gap >= self.interval
         return (obs.index + 1) % self.interval == 0
 
     def describe(self) -> Dict[str, object]:
@@ -138,7 +150,7 @@ class ThresholdPolicy(KeyframePolicy):
         else:
             value = float(self.frame_signal(obs))
             self.signal = self.signal + value if self.cumulative else value
-        gap = obs.age + 1          # frames from the last keyframe to the next frame
+        gap = obs.gap              # frames from the last keyframe to the next frame
         if self.max_gap is not None and gap >= self.max_gap:
             return True
         return gap >= self.min_gap and self.signal > self.threshold

@@ -187,16 +187,18 @@ class PredictionWriter:
     when `branches` (score-fusion Accel), the ground truth when the frame has a label.
     On a keyframe the DFF column shows the keyframe network's output (no warping yet) and
     the update column says so. Files: maps/<name>.png, panels/<name>.png, and `video`.
+    Each call returns the picture it drew (`pictures`: draw one even when nothing is written,
+    for a live view).
     """
 
     def __init__(self, out_dir: str, palette: np.ndarray, class_names: Sequence[str],
                  method: str, branches: bool = False, save_maps: bool = True,
                  save_panels: bool = False, video: Optional[str] = None, fps: float = 15.0,
-                 tile_height: Optional[int] = None):
+                 tile_height: Optional[int] = None, pictures: bool = False):
         """`tile_height` default: the frame's height, within 192..360 pixels."""
         self.out_dir, self.palette, self.class_names = out_dir, palette, list(class_names)
         self.method, self.branches = method, branches
-        self.save_maps, self.save_panels = save_maps, save_panels
+        self.save_maps, self.save_panels, self.pictures = save_maps, save_panels, pictures
         self.tile_height = tile_height
         self.video = Mp4Writer(video, fps) if video else None
         self.maps = self.panels = 0
@@ -204,14 +206,15 @@ class PredictionWriter:
 
     def __call__(self, name: str, image: np.ndarray, pred: np.ndarray,
                  extras: Dict[str, np.ndarray], label: Optional[np.ndarray],
-                 is_key: bool) -> None:
-        """Write the pictures of one frame (arrays share one size; see tester.Sink)."""
+                 is_key: bool) -> Optional[np.ndarray]:
+        """Write the pictures of one frame (arrays share one size; see tester.Sink); returns
+        the panel drawn, or None when none is."""
         colour = color_labels(pred, self.palette)
         if self.save_maps:
             save_image(os.path.join(self.out_dir, "maps", name + ".png"), colour)
             self.maps += 1
-        if not (self.save_panels or self.video):
-            return
+        if not (self.save_panels or self.video or self.pictures):
+            return None
         tiles: List[Tuple[str, Union[np.ndarray, str, None]]] = [("input", image)]
         if self.branches:
             dff = extras.get("dff")
@@ -233,6 +236,7 @@ class PredictionWriter:
             self.panels += 1
         if self.video is not None:
             self.video.write(panel)
+        return panel
 
     def close(self) -> Dict[str, object]:
         """Finish the video; returns {'maps', 'panels', 'video', 'video_frames'}."""
