@@ -20,7 +20,8 @@ def cupy_or_skip():
     try:
         cupy = cuda.import_cupy()
     except ImportError:
-        pytest.skip("CuPy is not installed (GPU installs get it from `sh init.sh --gpu`)")
+        pytest.skip("CuPy is not installed (GPU installs get it from `sh init.sh --gpu` or "
+                    "`--mxnet-gpu`)")
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             pytest.skip("CuPy finds no GPU")

@@ -19,7 +19,11 @@ from collections.abc import Mapping
 from typing import Any, Callable, Dict, Iterable, List
 
 import yaml
-from easydict import EasyDict as edict
+
+try:
+    from easydict import EasyDict as edict
+except ImportError:  # the MXNet-free runtime install (numpy, torch, opencv, pyyaml only)
+    from accel.utils.attrdict import AttrDict as edict
 
 __all__ = ["ConfigError", "get_defaults", "load_config", "merge_overrides", "dump_config",
            "config_to_dict", "parse_gpus", "parse_lr_steps", "resolve_paths", "PATH_KEYS"]

@@ -12,7 +12,11 @@ import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from cityscapesscripts.helpers.labels import labels as CS_LABELS
+
+try:
+    from cityscapesscripts.helpers.labels import labels as CS_LABELS
+except ImportError:  # the MXNet-free runtime install; Cityscapes then needs it installed
+    CS_LABELS = ()
 
 from accel.dataset.base import LabelCodec, LabelledFrame, LabelledVideoDataset, train_id_codec
 from accel.utils.segmath import IGNORE_LABEL
@@ -111,6 +115,9 @@ class CityscapesVideo(LabelledVideoDataset):
                  crop_size: Optional[Tuple[int, int]] = None, flip: bool = False,
                  random_key_distance: bool = False, seed: int = 0, skip_missing: bool = False,
                  label_kinds: Sequence[str] = DEFAULT_LABEL_KINDS, check_frames: bool = True):
+        if not CS_LABELS:
+            raise ValueError("Cityscapes needs cityscapesscripts (its label table): pip install "
+                             "-c constraints.txt cityscapesscripts")
         if key_interval - 1 > LABEL_INDEX:
             raise ValueError(f"key_interval {key_interval} needs {key_interval - 1} frames before "
                              f"the label, but Cityscapes snippets have {LABEL_INDEX}")

@@ -49,7 +49,8 @@ def import_cupy() -> Any:
         import cupy
     except ImportError as err:
         raise ImportError("the accel GPU operators need CuPy, which is not installed; "
-                          "`sh init.sh --gpu` installs it (cupy-cuda11x)") from err
+                          "`sh init.sh --gpu` installs it (for PyTorch's CUDA; `--mxnet-gpu`: "
+                          "cupy-cuda11x)") from err
     return cupy
 
 

@@ -27,8 +27,8 @@ try:
     import torch
 except ImportError as err:  # pragma: no cover - exercised by the CLI test without torch
     raise ImportError("--runtime torch needs PyTorch, which is not installed: pip install "
-                      "-c constraints.txt torch (sh init.sh installs it; sh init.sh --gpu for "
-                      "a CUDA build)", name="torch") from err
+                      "-c constraints.txt torch (sh init.sh --torch installs it, sh init.sh "
+                      "--gpu with CuPy for a GPU)", name="torch") from err
 
 from accel.runtime.torch_graph import TorchGraph, infer_shapes, to_tensor  # noqa: E402
 

@@ -9,7 +9,7 @@ loaded from their pip wheels, and the check that the GPU can run the build's ker
   ``GPUUnsupportedError`` naming the GPU, its capability, the supported range and the
   alternatives. The CuPy operators (accel.operators.cuda) compile for the device at run
   time (NVRTC) and have no such limit.
-* ``python -m accel.utils.gpu`` (run by ``sh init.sh --gpu``) preloads, imports mxnet and
+* ``python -m accel.utils.gpu`` (run by ``sh init.sh --mxnet-gpu``) preloads, imports mxnet and
   runs one convolution on GPU 0, or says exactly what is missing.
 
 Nothing here imports mxnet at module level, so it is safe to import before mxnet.
@@ -372,7 +372,7 @@ def check_install() -> int:
     dist = mxnet_gpu_distribution()
     if dist is None:
         log.error("no MXNet GPU build is installed (pip package mxnet-cu112); "
-                  "`sh init.sh --gpu` installs it")
+                  "`sh init.sh --mxnet-gpu` installs it")
         return 1
     loaded = preload_cuda_libraries()
     log.info("%s %s; preloaded %d CUDA 11 libraries from the nvidia-*-cu11 wheels",

@@ -8,9 +8,17 @@ import sys
 import time
 from typing import Callable, Optional
 
-from tqdm import tqdm
-
 __all__ = ["Progress", "format_seconds"]
+
+
+def _tqdm(**kwargs):
+    """A tqdm bar, or None where tqdm is not installed (the MXNet-free runtime install
+    logs progress lines instead)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(**kwargs)
 
 
 def format_seconds(seconds: float) -> str:
@@ -38,8 +46,8 @@ class Progress:
         self._clock = clock
         self._start = clock()
         use_bar = sys.stderr.isatty() if bar is None else bar
-        self._bar = (tqdm(total=self.total or None, desc=desc, unit=unit, leave=False)
-                     if use_bar else None)
+        self._bar = _tqdm(total=self.total or None, desc=desc, unit=unit, leave=False) \
+            if use_bar else None
 
     def update(self, n: int = 1) -> Optional[str]:
         """Count `n` finished steps; returns the line logged, if any."""

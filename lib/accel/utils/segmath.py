@@ -16,7 +16,8 @@ IGNORE_LABEL = 255
 try:
     from accel.cython import segmath_cy as _cy
     BACKEND = "cython"
-except ImportError as _err:  # not built (e.g. source checkout without init.sh)
+except (ImportError, ValueError) as _err:  # not built (a checkout without init.sh), or
+    # built against another NumPy ABI (ValueError: the MXNet-free install on numpy 2)
     _cy = None
     BACKEND = "numpy"
     logger.debug("accel.cython.segmath_cy not importable (%s); using NumPy label math", _err)
