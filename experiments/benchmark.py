@@ -44,7 +44,8 @@ from accel.core.initializer import initialize_missing, initialize_network  # noq
 from accel.core.timing import WARMUP_FRAMES as WARMUP  # noqa: E402
 from accel.runtime.upsample import SeparableUpsampler, separable_upsampling_filter  # noqa: E402
 from accel.symbols.flownet import flownet_s, warp  # noqa: E402
-from accel.symbols.layers import bilinear_kernel, segmentation_scores  # noqa: E402
+from accel.runtime.upsample import bilinear_kernel  # noqa: E402
+from accel.symbols.layers import segmentation_scores  # noqa: E402
 from accel.symbols.versions import ACCEL_VERSIONS, REFERENCE, get_version  # noqa: E402
 from accel.utils.image import image_to_tensor, read_image, resize_image  # noqa: E402
 from deeplab.symbol import deeplab_resnet_v1_101  # noqa: E402

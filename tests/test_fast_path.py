@@ -14,7 +14,7 @@ import pytest
 
 from accel.core.inference import VideoSegmenter
 from accel.runtime.upsample import SeparableUpsampler, separable_upsampling_filter
-from accel.symbols.layers import bilinear_kernel
+from accel.runtime.upsample import bilinear_kernel
 from dff_deeplab.fast_symbol import FastAccelNetwork
 from dff_deeplab.symbol import AccelNetwork
 from oracle import oracle_network_params

@@ -1,8 +1,8 @@
 """GPU install and device choice: the CUDA library preloading (fake library folder), the
 capability gate (simulated capabilities), the one device picker, init.sh's GPU branch up to
 the point that needs a driver (pip faked, the rest real); and `gpu` tests that run the
-checks of experiments/gpu_check.py where a GPU is, skipping with the reason elsewhere."""
-import importlib.util
+checks of the runtime (accel.runtime.check) where a GPU is, skipping with the reason
+elsewhere; and experiments/gpu_check.py --dry-run on the CPU."""
 import os
 import re
 import shutil
@@ -12,20 +12,12 @@ import textwrap
 from pathlib import Path
 
 import mxnet as mx
-import numpy as np
 import pytest
 
 from accel.utils import device, gpu
 
 REPO = Path(__file__).resolve().parents[1]
 CU112 = gpu.MXNET_BUILD_ARCHS[("mxnet-cu112", "1.9.1")]
-
-
-def load_gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "experiments" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def compiler_or_skip() -> str:
@@ -274,8 +266,8 @@ def constraint_pins():
     return pins
 
 
-def test_init_sh_gpu_branch_installs_pinned_cuda_libraries_and_checks(tmp_path):
-    proc, pip_calls = init_sh(tmp_path, "--gpu")
+def test_init_sh_mxnet_gpu_branch_installs_pinned_cuda_libraries_and_checks(tmp_path):
+    proc, pip_calls = init_sh(tmp_path, "--mxnet-gpu")
     install = pip_calls[0].split()
     assert install[:4] == ["-m", "pip", "install", "--disable-pip-version-check"]
     assert "-c constraints.txt" in pip_calls[0] and "mxnet-cu112==1.9.1" in install
@@ -292,12 +284,59 @@ def test_init_sh_gpu_branch_installs_pinned_cuda_libraries_and_checks(tmp_path):
         assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.parametrize("flag", ["--torch", "--gpu"])
+def test_init_sh_pytorch_branches(tmp_path, flag):
+    """--torch adds PyTorch (pinned) to the CPU install; --gpu also asks for the CuPy of
+    PyTorch's CUDA, and says so when the installed PyTorch has none (a CPU-only build)."""
+    pytest.importorskip("torch", reason="the branch's last check imports PyTorch")
+    import torch
+
+    proc, pip_calls = init_sh(tmp_path, flag)
+    assert proc.returncode == 0, proc.stderr
+    install = pip_calls[0].split()
+    assert "torch" in install and "mxnet==1.9.1" in install and "torch" in constraint_pins()
+    cuda = (torch.version.cuda or "").split(".")[0]
+    cupy = [c for c in pip_calls if "cupy-cuda" in c]
+    if flag == "--gpu" and cuda in ("12", "13"):
+        assert cupy and f"cupy-cuda{cuda}x" in cupy[0] and f"cupy-cuda{cuda}x" in constraint_pins()
+    else:
+        assert not cupy
+        if flag == "--gpu":
+            assert "has no CUDA build" in proc.stderr
+    assert f"init.sh: ok: torch {torch.__version__}" in proc.stdout
+
+
 def test_init_sh_cpu_branch_unchanged(tmp_path):
     proc, pip_calls = init_sh(tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "mxnet==1.9.1" in pip_calls[0].split()
     assert "nvidia" not in pip_calls[0] and "cupy" not in pip_calls[0]
     assert "init.sh: ok: mxnet 1.9.1" in proc.stdout
+
+
+# ---------------------------------------------------------------- the runtime check
+
+
+def test_gpu_check_dry_run_needs_no_mxnet(tmp_path):
+    """experiments/gpu_check.py --dry-run: the whole check on the CPU at a small size, with
+    `import mxnet` impossible (the lent GPU machines have none); report.md and .json."""
+    pytest.importorskip("torch", reason="the runtime check runs the PyTorch runtime")
+    script = ("import sys, runpy; sys.modules['mxnet'] = None\n"
+              "sys.argv = ['gpu_check.py'] + sys.argv[1:]\n"
+              "runpy.run_path('experiments/gpu_check.py', run_name='__main__')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "lib"), str(REPO)]))
+    proc = subprocess.run([sys.executable, "-c", script, "--out", str(tmp_path), "--dry-run"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = __import__("json").loads((tmp_path / "report.json").read_text())
+    assert report["failures"] == [] and report["dry_run"]
+    assert len(report["fixtures"]) == 7 and all(r["ok"] for r in report["fixtures"])
+    assert {(r["method"], r["precision"]) for r in report["timing"]} == {
+        ("DeepLab-101", "fp32"), ("DeepLab-101", "bf16"), ("Accel-18", "fp32"),
+        ("Accel-18", "bf16")}
+    accel18 = [r for r in report["timing"] if r["method"] == "Accel-18"]
+    assert all(r["key"]["frames"] >= 1 and r["nonkey"]["frames"] >= 1 for r in accel18)
+    assert "| Accel-18 | bf16 |" in (tmp_path / "report.md").read_text()
 
 
 # ---------------------------------------------------------------- on a GPU
@@ -307,19 +346,16 @@ from operator_helpers import cupy_or_skip as cupy_gpu_or_skip  # noqa: E402
 
 
 def mxnet_gpu_or_skip():
-    status = load_gpu_check().mxnet_status()
-    if not status["runs"]:
-        pytest.skip("MXNet's GPU build does not run here: " + status["reason"].split(". ")[0])
+    if gpu.mxnet_gpu_distribution() is None or mx.context.num_gpus() == 0:
+        pytest.skip("MXNet's GPU build (mxnet-cu112) is not installed or sees no GPU")
     return mx.gpu(0)
 
 
-@pytest.mark.gpu
-def test_gpu_cupy_kernels_match_numpy_references():
-    cupy = cupy_gpu_or_skip()
-    check = load_gpu_check()
-    rows = [r for dtype in (np.float32, np.float64)
-            for r in check.check_warp(cupy, dtype) + check.check_correlation(cupy, dtype)]
-    assert [r for r in rows if not r["ok"]] == []
+def torch_gpu_or_skip():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch sees no CUDA device")
+    return torch
 
 
 @pytest.mark.gpu
@@ -336,53 +372,51 @@ def test_gpu_install_check_runs_a_convolution():
 
 
 @pytest.mark.gpu
-def test_gpu_kernel_timing_beside_mxnet_builtins():
-    cupy = cupy_gpu_or_skip()
-    ctx = mxnet_gpu_or_skip()
-    rows = load_gpu_check().time_kernels(cupy, 2, mx, ctx)
-    # Every kernel, forward and forward+backward, is timed with MXNet's built-in beside it.
-    assert {r["what"] for r in rows} == {"warp forward", "warp forward+backward",
-                                         "correlation forward", "correlation forward+backward"}
-    assert [r["what"] for r in rows if r["mxnet_builtin_ms"] is None] == []
+def test_gpu_runtime_kernels_match_the_cpu_reference():
+    torch_gpu_or_skip()
+    from accel.runtime import check
+    rows = check.kernel_parity("cuda:0")
+    assert [r for r in rows if not r["ok"]] == []
 
 
 @pytest.mark.gpu
-def test_gpu_oracle_fixtures():
-    ctx = mxnet_gpu_or_skip()
-    rows = load_gpu_check().check_oracle_fixtures(mx, ctx)
+def test_gpu_runtime_oracle_fixtures():
+    torch_gpu_or_skip()
+    from accel.runtime import check
+    rows = check.oracle_fixtures(REPO / "tests" / "fixtures" / "oracle_128x256", "cuda:0")
     assert len(rows) == 7 and [r["fixture"] for r in rows if not r["ok"]] == []
 
 
 @pytest.mark.gpu
-def test_gpu_demo_segments_like_the_cpu():
-    ctx = mxnet_gpu_or_skip()
-    sys.path.insert(0, str(REPO / "experiments"))
-    import benchmark
+def test_gpu_runtime_segments_like_the_cpu():
+    """Accel-18 on the GPU: label maps of the CPU's; only the label map leaves the device."""
+    torch_gpu_or_skip()
     from accel.core.inference import VideoSegmenter
-    network, _ = benchmark.network_for("18")
-    clip = benchmark.frames((128, 256), 3)
-    args, aux = benchmark.random_params(network, clip[0].shape)
+    from accel.networks import accel_network
+    from accel.runtime import check, make_runtime
+    from accel.utils.image import image_to_tensor, read_image, resize_image
+
+    paths = sorted((REPO / "sample_data" / "camvid" / "val").glob("*.png"))[:4]
+    clip = [image_to_tensor(resize_image(read_image(str(p)), (128, 256)), (103.06, 115.9, 123.15))
+            for p in paths]
+    args, aux = check.synthetic_params("18", 19, clip[0].shape)
     preds = []
-    for c in (mx.cpu(), ctx):
-        segmenter = VideoSegmenter(network, args, aux, 2, ctx=c)
-        preds.append([segmenter.step(f).pred for f in clip])
+    for gpu_id in (None, 0):
+        seg = VideoSegmenter(accel_network("18", 19, True), args, aux, 2,
+                             runtime=make_runtime("torch", gpu=gpu_id))
+        preds.append([seg.step(f).pred for f in clip])
     for cpu_labels, gpu_labels in zip(*preds):
         assert (cpu_labels == gpu_labels).mean() >= 0.999
 
 
 @pytest.mark.gpu
 @pytest.mark.slow
-def test_gpu_training_one_epoch():
+def test_gpu_mxnet_training_one_epoch(tmp_path):
+    """MXNet's GPU build (GPUs it supports): one epoch of the sample config on GPU 0."""
     mxnet_gpu_or_skip()
-    result = load_gpu_check().train_sample("0")
-    assert result["ok"], result["log_tail"]
-
-
-@pytest.mark.gpu
-@pytest.mark.slow
-def test_gpu_kvstore_device_on_two_gpus():
-    mxnet_gpu_or_skip()
-    if mx.context.num_gpus() < 2:
-        pytest.skip(f"kvstore device needs two GPUs; this machine has {mx.context.num_gpus()}")
-    result = load_gpu_check().train_sample("0,1", "device")
-    assert result["ok"], result["log_tail"]
+    proc = subprocess.run(
+        [sys.executable, "experiments/dff_deeplab/dff_deeplab_end2end_train_test.py", "--cfg",
+         "experiments/dff_deeplab/cfgs/accel_18_camvid_sample.yaml", "--no-test",
+         f"output_path={tmp_path}", "TRAIN.end_epoch=1", "gpus=0"],
+        cwd=REPO, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]

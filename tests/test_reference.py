@@ -15,6 +15,7 @@ import pytest
 
 from deeplab.symbol import deeplab_resnet_v1_101
 from dff_deeplab.symbol import AccelNetwork
+from accel.oracle import compare
 from oracle import oracle_value
 
 HERE = Path(__file__).resolve().parent
@@ -87,16 +88,10 @@ def _with_warp(name, warp_op):
 
 
 def assert_matches_fixture(entry, data, outputs):
-    for out, spec in entry["outputs"].items():
-        got = outputs[out]
-        assert list(got.shape) == spec["shape"], out
-        idx, expected = data["index__" + out], data["sample__" + out]
-        tol = 1e-4 * spec["abs_mean"] + 1e-6
-        err = np.abs(got.reshape(-1)[idx] - expected)
-        assert err.max() <= tol, "%s: max error %.3g > tolerance %.3g" % (out, err.max(), tol)
-        if spec.get("argmax"):
-            agree = (got.argmax(axis=1).astype(np.uint8) == data["argmax__" + out]).mean()
-            assert agree >= 0.999, "%s: argmax agrees on %.4f of pixels" % (out, agree)
+    """Every sample within 1e-4 * abs_mean + 1e-6, every argmax map on >= 99.9% of pixels
+    (accel.oracle.compare)."""
+    for out, row in compare(entry, data, outputs).items():
+        assert row["ok"], "%s: %s" % (out, row)
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST["fixtures"]))
@@ -122,37 +117,12 @@ needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed
                                  "(pip install -c constraints.txt torch, or sh init.sh)")
 
 
-def fixture_store_name(name: str) -> str:
-    """The graph store's name for a fixture's graph."""
-    if name == "deeplab_resnet_v1_101_test":
-        return "deeplab_resnet_v1_101.test"
-    if name == "accel_key_test":
-        return "accel_18.key_test"
-    _, version, graph = name.split("_", 2)
-    return "accel_%s.%s" % (version, graph)
-
-
 def run_fixture_torch(name: str, fold_batchnorm: bool = True):
     """Our stored graph run by the PyTorch runtime on a fixture's inputs, with oracle weights
     whose shapes the runtime infers itself (no MXNet involved)."""
-    from accel.runtime import SharedParams
-    from accel.runtime.store import load_graph
-    from accel.runtime.torch_graph import TorchGraph, infer_shapes, to_tensor
+    from accel.oracle import run_torch
 
-    entry = MANIFEST["fixtures"][name]
-    data = np.load(FIXTURE_DIR / (name + ".npz"))
-    inputs = {k[len("input__"):]: data[k] for k in data.files if k.startswith("input__")}
-    graph = load_graph(fixture_store_name(name), 19)
-    outputs = list(entry["outputs"])
-    args, aux, _ = infer_shapes(graph, {k: v.shape for k, v in inputs.items()}, outputs)
-    cpu = torch.device("cpu")
-    params = SharedParams({n: to_tensor(oracle_value(n, s), cpu) for n, s in args.items()},
-                          {n: to_tensor(oracle_value(n, s), cpu) for n, s in aux.items()})
-    module = TorchGraph(graph, outputs, params, fold_batchnorm=fold_batchnorm)
-    with torch.inference_mode():
-        out = module(**{k: torch.from_numpy(v) for k, v in inputs.items()
-                        if k in module.input_names})
-    return entry, data, {o: v.numpy() for o, v in out.items()}
+    return run_torch(FIXTURE_DIR, name, fold_batchnorm=fold_batchnorm)
 
 
 @needs_torch

@@ -17,4 +17,4 @@ def main(argv):
     return train_test(argv, Runner(train_flownet, evaluate_flownet, __doc__.splitlines()[0]))
 
 if __name__ == "__main__":
-    run(main, needs_mxnet=True)
+    run(main, mxnet="always")

@@ -107,10 +107,11 @@ BAD_INPUT = _bad_input_types()
 
 
 def run(main: Callable[[Optional[Sequence[str]]], Any],
-        argv: Optional[Sequence[str]] = None, needs_mxnet: bool = False) -> None:
+        argv: Optional[Sequence[str]] = None, mxnet: str = "unless-torch") -> None:
     """Entry point of every runner: log to stderr, honour MXNET_VERSION, run `main(argv)`.
 
-    MXNet is not imported for `--runtime torch` unless `needs_mxnet` (a runner that trains).
+    mxnet: when to import MXNet first: 'unless-torch' (not for `--runtime torch`), 'always'
+    (a runner that trains) or 'never' (a runner of the PyTorch runtime alone).
 
     Bad input (BAD_INPUT) exits 1 with its message on one line; `--debug` anywhere on the
     command line shows the traceback instead (and is removed before `main` sees it).
@@ -122,7 +123,8 @@ def run(main: Callable[[Optional[Sequence[str]]], Any],
         logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if needs_mxnet or _flag_value(argv, "--runtime") != "torch":
+        if mxnet == "always" or (mxnet == "unless-torch"
+                                 and _flag_value(argv, "--runtime") != "torch"):
             bootstrap(argv)
         code = main(argv)
     except BAD_INPUT as error:

@@ -19,7 +19,7 @@ from typing import Dict, Mapping, Tuple
 import mxnet as mx
 import numpy as np
 
-from accel.symbols.layers import bilinear_kernel
+from accel.runtime.upsample import bilinear_kernel
 
 logger = logging.getLogger(__name__)
 

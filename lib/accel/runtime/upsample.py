@@ -10,7 +10,22 @@ import numpy as np
 
 from accel.utils.arrays import as_numpy
 
-__all__ = ["separable_upsampling_filter", "upsampling_matrix", "SeparableUpsampler"]
+__all__ = ["bilinear_kernel", "separable_upsampling_filter", "upsampling_matrix",
+           "SeparableUpsampler"]
+
+
+def bilinear_kernel(num_classes: int, kernel: int = 32) -> np.ndarray:
+    """The fixed bilinear upsampling filter of the `upsampling` layers, (C, 1, k, k).
+
+    Same construction as FCN's `upsample_filt`: a separable triangle centred on the
+    kernel, so Deconvolution(kernel=2f, stride=f) interpolates bilinearly.
+    """
+    factor = (kernel + 1) // 2
+    center = factor - 1 if kernel % 2 == 1 else factor - 0.5
+    og = np.arange(kernel, dtype=np.float64)
+    filt1d = 1 - np.abs(og - center) / factor
+    filt = np.outer(filt1d, filt1d).astype(np.float32)
+    return np.tile(filt[None, None], (num_classes, 1, 1, 1))
 
 
 def separable_upsampling_filter(arg_params: Mapping[str, Any]) -> Optional[np.ndarray]:

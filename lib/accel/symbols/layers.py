@@ -1,5 +1,5 @@
 """Small Symbol building blocks shared by every network: frozen BatchNorm, convolutions,
-the DeepLab head and the fixed bilinear upsampling kernel.
+the DeepLab head (its fixed bilinear upsampling kernel: accel.runtime.upsample).
 
 Parameter names are part of the checkpoint format, so every helper takes the exact
 official layer name and derives `<name>_weight`, `<name>_bias`, `<name>_gamma`, ... from it
@@ -8,7 +8,6 @@ the way MXNet does.
 from typing import Optional, Sequence
 
 import mxnet as mx
-import numpy as np
 
 from accel.utils.segmath import IGNORE_LABEL
 
@@ -58,20 +57,6 @@ def deformable_conv(data: mx.sym.Symbol, name: str, num_filter: int, dilate: int
         data=data, offset=offset, name=name, num_filter=num_filter, kernel=(3, 3),
         stride=(stride, stride), pad=(dilate, dilate), dilate=(dilate, dilate),
         num_deformable_group=num_deformable_group, no_bias=True)
-
-
-def bilinear_kernel(num_classes: int, kernel: int = 32) -> np.ndarray:
-    """The fixed bilinear upsampling filter of the `upsampling` layers, (C, 1, k, k).
-
-    Same construction as FCN's `upsample_filt`: a separable triangle centred on the
-    kernel, so Deconvolution(kernel=2f, stride=f) interpolates bilinearly.
-    """
-    factor = (kernel + 1) // 2
-    center = factor - 1 if kernel % 2 == 1 else factor - 0.5
-    og = np.arange(kernel, dtype=np.float64)
-    filt1d = 1 - np.abs(og - center) / factor
-    filt = np.outer(filt1d, filt1d).astype(np.float32)
-    return np.tile(filt[None, None], (num_classes, 1, 1, 1))
 
 
 def segmentation_scores(feat: mx.sym.Symbol, num_classes: int, prefix: str = "") -> mx.sym.Symbol:
