@@ -43,7 +43,8 @@ import logging  # noqa: E402
 
 import mxnet as mx  # noqa: E402
 
-from accel.cli.demo import accel_parser, prepare_output_dir  # noqa: E402
+from accel.cli.checks import demo_output  # noqa: E402
+from accel.cli.demo import accel_parser  # noqa: E402
 from accel.core.inference import VideoSegmenter  # noqa: E402
 from accel.core.initializer import initialize_network  # noqa: E402
 from accel.utils.checkpoint import CheckpointError  # noqa: E402
@@ -90,16 +91,20 @@ def test_unexpected_parameters_are_named(accel18, caplog):
 
 
 def test_a_rerun_replaces_the_demos_own_files_only(tmp_path):
+    """A folder of an older demo (its metrics.json, no manifest yet) is the demo's own: a
+    re-run replaces its files there and nothing else."""
     out = tmp_path / "out"
     (out / "maps").mkdir(parents=True)
     (out / "maps" / "frame_000099.png").write_bytes(b"old")
-    (out / "metrics.json").write_text("{}")
+    (out / "metrics.json").write_text('{"method": "Accel-18", "interval": 5, "outputs": {}}')
     (out / "notes.txt").write_text("mine")
-    prepare_output_dir(str(out))
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    with demo_output(str(out)) as output:
+        output.start()
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+            "INCOMPLETE", "notes.txt"]
     (tmp_path / "file").write_text("x")
-    with pytest.raises(NotADirectoryError, match="file; expected a folder"):
-        prepare_output_dir(str(tmp_path / "file"))
+    with pytest.raises(ValueError, match="is a file; expected a folder"):
+        demo_output(str(tmp_path / "file")).check()
 
 
 @pytest.mark.parametrize("flags", [["--tile-height", "-5"], ["--tile-height", "0"],
@@ -108,7 +113,9 @@ def test_bad_numbers_are_refused_by_the_parser(flags, capsys):
     with pytest.raises(SystemExit) as exit_:
         accel_parser("demo").parse_args(flags)
     assert exit_.value.code == 2
-    assert "expected a number > 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"argument {flags[0]}" in err
+    assert "expected a finite number > 0" in err or "expected an integer >= 1" in err
 
 
 def test_a_stride_the_networks_cannot_use_is_refused_before_anything_runs(tmp_path):
