@@ -1,6 +1,16 @@
-"""Evaluate a frame-by-frame DeepLab checkpoint on the test split."""
+"""Evaluate a frame-by-frame DeepLab checkpoint on the test split.
+
+    python deeplab/test.py --cfg <yaml> [--epoch N] [--cpu] [KEY=VALUE ...]
+
+The checkpoint is the --cfg's training run's (epoch TEST.test_epoch unless --epoch); the
+results JSON is written beside it (results_path). Flags: accel.cli.train.test_only.
+"""
+if __name__ == "__main__":  # MXNET_VERSION (--mxnet-version): before mxnet loads
+    from accel.cli import bootstrap_script
+    bootstrap_script()
+
 import logging
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from accel.core.inference import FrameSegmenter
 from accel.core.tester import evaluate_snippets
@@ -40,3 +50,16 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False
     logger.info("%s on %s: mIoU %.4f, pixel acc %.4f (%s)", cfg.symbol,
                 cfg.dataset.test_image_set, results["mIoU"], results["pixel_acc"], path)
     return results
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Test the --cfg's checkpoint (flags: accel.cli.train.test_only); returns 0."""
+    from accel.cli.train import test_only
+
+    return test_only(argv, test_net, __doc__.splitlines()[0], interval=False)
+
+
+if __name__ == "__main__":
+    from accel.cli import run
+
+    run(main)

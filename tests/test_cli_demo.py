@@ -241,3 +241,19 @@ def test_the_demo_looks_for_a_cfgs_checkpoint_where_training_writes_it(tmp_path,
                    Builders(AccelNetwork, FastAccelNetwork))
     assert str(Path(REPO_ROOT) / "output") in str(err.value)
     assert not (tmp_path / "output").exists()
+
+
+def test_a_frame_of_another_size_is_named_with_both_shapes(accel18, tmp_path):
+    """#25.17: "frame shape changed" did not say which frame, its shape or the expected one."""
+    from accel.core.tester import segment_video
+
+    args, aux = accel18
+    seg = VideoSegmenter(FastAccelNetwork("18", 11), args, aux, 5)
+    frames = [cv2.imread(str(p)) for p in sorted(SAMPLE_VAL.glob("*.png"))[:3]]
+    frames.append(np.full((100, 100, 3), 128, np.uint8))
+    with pytest.raises(ValueError) as err:
+        segment_video(iter(frames), seg.step, seg.reset, [103.06, 115.9, 123.15], [64, 96], 32,
+                      interval=5, threaded=False)
+    message = str(err.value)
+    assert "frame 3 (100x100 pixels)" in message
+    assert "(1, 3, 64, 64)" in message and "(1, 3, 64, 96)" in message

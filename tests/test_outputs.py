@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from accel.core.initializer import initialize_missing
-from accel.symbols.deeplab import deeplab_symbol
-from accel.utils.checkpoint import CheckpointError, save_checkpoint
+from accel.utils.checkpoint import CheckpointError
 from accel.utils.outputs import (INCOMPLETE, LOCK, MANIFEST, IncompleteRunError, OutputError,
                                  RunOutput, read_results, require_complete)
 from deeplab import demo as deeplab_demo
@@ -20,22 +18,8 @@ from deeplab import demo as deeplab_demo
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "camvid"
 CFG = ROOT / "experiments" / "deeplab" / "cfgs" / "camvid_protocol_deeplab_18.yaml"
-SHAPE = (1, 3, 64, 96)
 SMALL = ["--cfg", str(CFG), "--data-root", str(SAMPLE), "--scales", "64", "96", "--stride",
          "32", "--cpu", "-e", "2", "--no-video"]
-
-
-@pytest.fixture(scope="module")
-def deeplab18(tmp_path_factory):
-    """A DeepLab-18 checkpoint for CamVid's 11 classes, and one missing a parameter."""
-    folder = tmp_path_factory.mktemp("model")
-    sym = deeplab_symbol("deeplab_resnet_18", 11)
-    args, aux = initialize_missing(sym, {"data": SHAPE, "softmax_label": (1, 64, 96)}, {}, {})
-    args.pop("softmax_label", None)
-    save_checkpoint(str(folder / "dl18"), 0, args, aux)
-    broken = {k: v for k, v in args.items() if k != "score_weight"}
-    save_checkpoint(str(folder / "broken"), 0, broken, aux)
-    return {"good": str(folder / "dl18"), "broken": str(folder / "broken")}
 
 
 def _demo(model, out, *extra):

@@ -18,6 +18,7 @@ from accel.utils.checkpoint import CheckpointError
 from accel.utils.outputs import RunOutput
 
 __all__ = ["DEMO_OUTPUTS", "CALIBRATION_DEFAULTS", "demo_output", "check_keyframe_flags",
+           "check_output_flags",
            "source_image_size", "check_demo_sizes", "frame_network_params"]
 
 logger = logging.getLogger("accel.demo")
@@ -76,6 +77,23 @@ def check_keyframe_flags(args: argparse.Namespace) -> None:
                          f"must not exceed the maximum")
 
 
+def check_output_flags(args: argparse.Namespace) -> None:
+    """Refuse output flags that would do nothing with the others given."""
+    unused = []
+    if not getattr(args, "video", None):
+        unused += [(f, "with --video") for f in ("save_frames", "allow_partial")
+                   if getattr(args, f, False)]
+    if getattr(args, "no_video", False):
+        if getattr(args, "fps", None) is not None:
+            unused.append(("fps", "for the mp4 (drop --no-video)"))
+        if getattr(args, "tile_height", None) is not None and not getattr(args, "panels", False):
+            unused.append(("tile_height", "for panels or the mp4 (--panels, or drop "
+                                          "--no-video)"))
+    if unused:
+        raise ValueError("; ".join(f"--{f.replace('_', '-')}: only used {why}"
+                                   for f, why in unused))
+
+
 def source_image_size(video=None, frame_path: Optional[str] = None) -> Optional[Tuple[int, int]]:
     """(height, width) of a source's first image: a VideoFrames (folder or file), or a frame
     file; None when it cannot be read cheaply (the run then reports it itself)."""
@@ -106,8 +124,9 @@ def check_demo_sizes(args: argparse.Namespace, data, image_hw: Optional[Tuple[in
     flag = (f"--scales {args.scales[0]} {args.scales[1]}" if getattr(args, "scales", None)
             else f"SCALES {list(data.scales)} (frames of {image_hw[0]}x{image_hw[1]})")
     check_frame_memory(frame, kind, data.num_classes, flag)
-    if getattr(args, "tile_height", None):
-        check_panel_memory(args.tile_height, frame, f"--tile-height {args.tile_height}")
+    if getattr(args, "tile_height", None):  # panels show the frame without its padding
+        check_panel_memory(args.tile_height, network_frame_size(image_hw, data.scales, 0),
+                           f"--tile-height {args.tile_height}")
 
 
 def frame_network_params(symbol_name: str, num_classes: int, arg_params: Mapping[str, Any],

@@ -18,8 +18,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from accel.cli import REPO_ROOT, repo_path
 from accel.cli.checks import (CALIBRATION_DEFAULTS, DEMO_OUTPUTS, check_demo_sizes,
-                              check_keyframe_flags, demo_output, frame_network_params,
-                              source_image_size)
+                              check_keyframe_flags, check_output_flags, demo_output,
+                              frame_network_params, source_image_size)
 from accel.cli.flags import (add_debug_flag, finite_float, fraction, nonnegative_int,
                              positive_float, positive_int)
 from accel.cli.data import DATA_SOURCES, DemoData, calibration_frames, demo_data, open_dataset
@@ -286,6 +286,7 @@ def run_demo(args: argparse.Namespace, data: DemoData, segmenter, interval: int,
     """
     if interval < 1:
         raise ValueError(f"--interval must be >= 1, got {interval}")
+    check_output_flags(args)
     output = demo_output(out_dir, getattr(args, "overwrite", False))
     output.check()
     video_src = (VideoFrames(args.video, max_frames=args.num_ex or None,
