@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence
 
 from accel.cli import keyframes, repo_path
+from accel.cli.checks import check_demo_sizes, source_image_size
 from accel.cli.flags import add_debug_flag, nonnegative_int, number, positive_int
 from accel.cli.demo import (Builders, add_data_arguments, add_speed_arguments,
                             demo_data, load_model, open_dataset, speed_options)
@@ -150,6 +151,9 @@ def run_all(args: argparse.Namespace, builders: Builders) -> Dict[str, Any]:
     prefixes = model_prefixes(args, need)
     data = demo_data(args)
     dataset = open_dataset(data)
+    # Frames too large for the memory: refused before a model is loaded (issue #25.6).
+    check_demo_sizes(args, data, source_image_size(frame_path=dataset.all_items[0].segment[0]),
+                     "accel-reference" if args.reference_path else "accel")
     ctx = pick_context(cpu=args.cpu, gpu=args.gpu)
     speed = speed_options(args, data, ctx)
     fast = speed.pop("fast")
