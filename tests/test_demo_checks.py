@@ -125,3 +125,19 @@ def test_output_flags_that_would_do_nothing_are_refused(deeplab18, tmp_path, fla
     with pytest.raises(ValueError, match=f"{flags[0]}.* only"):
         _demo(deeplab18["good"], out, "--scales", "64", "96", *flags)
     assert not out.exists()
+
+
+def test_the_memory_available_honours_an_address_space_limit():
+    """#25.6: `ulimit -v` (RLIMIT_AS) bounds what a run can allocate, as the machine's free
+    memory does: the refusals compare with the least of them."""
+    import subprocess
+    import sys
+
+    code = ("import resource\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (3 * 2 ** 30, resource.RLIM_INFINITY))\n"
+            "from accel.utils.memory import available_memory\n"
+            "print(available_memory())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    assert 0 <= int(proc.stdout) < 3 * GIB

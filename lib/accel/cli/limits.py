@@ -3,8 +3,11 @@ number and the limit before anything is allocated (issue #25.6).
 
 The network's memory grows with the pixels of its (padded) input frame. The bytes per
 pixel below are the growth of the peak resident memory of a demo on the CPU (batch 1,
-frames of 256x384 to 768x1024, 11 classes, measured with /usr/bin/time on MXNet 1.9.1);
-they are estimates, not bounds, and only refuse what clearly cannot fit. Separately, MXNet
+frames of 256x384 to 768x1024, 11 classes, measured with /usr/bin/time on MXNet 1.9.1:
+about 560, 800 and 380), rounded up; they are estimates, not bounds. The memory available
+is the least of the machine's, the cgroup's and the address-space limit's
+(accel.utils.memory). At 4000x5344 (--scales 4000 8000 on CamVid) the fast path's
+non-key graph failed to allocate under a 15 GB address-space limit, beyond this estimate. Separately, MXNet
 indexes a tensor with 32-bit integers: a buffer of 2^31 elements or more crashes it, and
 the largest ones of a frame are the class scores at full resolution (classes x H x W) and,
 where the official graphs upsample by deconvolution (kernel 32, stride 16), its column
@@ -24,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 # Peak memory growth per input pixel: 'accel' fast CPU path, 'accel-reference' (official
 # graphs, --reference-path), 'deeplab' (frame by frame).
-BYTES_PER_PIXEL = {"accel": 560, "accel-reference": 800, "deeplab": 380}
+BYTES_PER_PIXEL = {"accel": 600, "accel-reference": 850, "deeplab": 400}
 INT32_ELEMENTS = 2 ** 31 - 1
 # A panel: up to 5 tiles of 3 bytes per pixel, held about 4 times over (tiles, the panel,
 # the legend stacked under it, the video writer's copy).
