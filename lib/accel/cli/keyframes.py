@@ -100,7 +100,8 @@ class CalibrationStreams:
     def describe(self) -> str:
         kind = (f"synthetic ({self.steps} frames per real pair)" if self.steps > 1
                 else "real")
-        return (f"{self.video.root} ({self.video.split}): {len(self)} {kind} streams, "
+        return (f"{self.video.root} ({self.video.split}): {len(self)} {kind} "
+                f"stream{'s' if len(self) != 1 else ''}, "
                 f"{self.frames()} frames, from {self.pairs} distinct real pairs (of "
                 f"{self.available} in the split)")
 

@@ -331,7 +331,7 @@ def require_complete(folder: str, what: str = "run folder") -> str:
     if os.path.exists(marker):
         try:
             with open(marker, encoding="utf-8") as f:
-                lines = [line.strip() for line in f if line.strip()]
+                lines = [line.strip().rstrip(".") for line in f if line.strip()]
         except OSError:
             lines = []
         why = "; ".join(lines[:1] + lines[2:]) if lines else "INCOMPLETE marker"
