@@ -2,7 +2,6 @@
 flags refused, and --from re-making the tables of a finished run, never of a partial one
 (issue #25, items 4, 10, 11)."""
 import json
-from pathlib import Path
 
 import pytest
 

@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import cv2
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from accel.cli import REPO_ROOT, repo_path
-from accel.cli.checks import (CALIBRATION_DEFAULTS, DEMO_OUTPUTS, check_demo_sizes,
-                              check_keyframe_flags, check_output_flags, demo_output,
-                              frame_network_params, source_image_size)
+from accel.cli.checks import DEMO_OUTPUTS  # noqa: F401  (what the demo writes; kept here)
+from accel.cli.checks import (CALIBRATION_DEFAULTS, check_demo_sizes, check_keyframe_flags,
+                              check_output_flags, demo_output, frame_network_params,
+                              source_image_size)
 from accel.cli.flags import (add_debug_flag, finite_float, fraction, nonnegative_int,
                              positive_float, positive_int)
 from accel.cli.data import DATA_SOURCES, DemoData, calibration_frames, demo_data, open_dataset
