@@ -1,15 +1,28 @@
-"""Evaluate an Accel/DFF checkpoint on the test split with the streaming segmenter."""
+"""Evaluate an Accel/DFF checkpoint on the test split with the streaming segmenter.
+
+    python dff_deeplab/test.py --cfg <yaml> [--epoch N] [--interval K] [--avg] [--cpu]
+        [KEY=VALUE ...]
+
+The checkpoint is the --cfg's training run's (epoch TEST.test_epoch unless --epoch); the
+results JSON is written beside it (results_path). Flags: accel.cli.train.test_only.
+"""
+if __name__ == "__main__":  # MXNET_VERSION (--mxnet-version): before mxnet loads
+    from accel.cli import bootstrap_script
+    bootstrap_script()
+
 import logging
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from accel.core.inference import VideoSegmenter
 from accel.core.tester import evaluate_snippets
 from accel.core.trainer import checkpoint_prefix, contexts
 from accel.dataset import dataset_from_config
+from accel.networks import accel_network
+from accel.runtime import make_runtime
+from accel.symbols.versions import version_of_symbol
 from accel.utils import paths
-from accel.utils.checkpoint import check_names, load_checkpoint, params_path
+from accel.utils.checkpoint import load_checkpoint, params_path
 from accel.utils.io import write_json
-from dff_deeplab.symbol import network_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +41,13 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional
     epoch = cfg.TEST.test_epoch if epoch is None else epoch
     interval = interval or cfg.TEST.KEY_INTERVAL
     prefix = checkpoint_prefix(cfg, cfg_path)
-    arg_params, aux_params = load_checkpoint(prefix, epoch)
-    network = network_from_config(cfg)
-    # The run's own checkpoint: every name must be the network's (issue #13.6).
-    check_names(network.train(cfg.TRAIN.KEY_INTERVAL), arg_params, aux_params,
-                ("data", "data_ref", "eq_flag", "label"), params_path(prefix, epoch))
+    arg_params, aux_params = load_checkpoint(prefix, epoch, numpy=True)
+    network = accel_network(version_of_symbol(cfg.symbol).name, cfg.dataset.NUM_CLASSES)
+    # The run's own checkpoint: every name must be the network's (issue #13.6), which the
+    # segmenter checks (allow_extra=False).
     segmenter = VideoSegmenter(network, arg_params, aux_params, interval,
-                               ctx=None if runtime else contexts(cfg, cpu)[0],
-                               runtime=runtime, source=params_path(prefix, epoch))
+                               runtime=runtime or make_runtime("mxnet", ctx=contexts(cfg, cpu)[0]),
+                               source=params_path(prefix, epoch))
     dataset = dataset_from_config(cfg, train=False, key_interval=interval)
     snippets = dataset.test_snippets(interval, avg=avg)
     results = evaluate_snippets(dataset, snippets, segmenter.step, segmenter.reset,
@@ -47,3 +59,16 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional
     logger.info("%s interval %d on %s: mIoU %.4f, pixel acc %.4f (%s)", cfg.symbol, interval,
                 cfg.dataset.test_image_set, results["mIoU"], results["pixel_acc"], path)
     return results
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Test the --cfg's checkpoint (flags: accel.cli.train.test_only); returns 0."""
+    from accel.cli.train import test_only
+
+    return test_only(argv, test_net, __doc__.splitlines()[0], interval=True)
+
+
+if __name__ == "__main__":
+    from accel.cli import run
+
+    run(main)

@@ -26,7 +26,6 @@ argmax and the copy to the host; reference = the original demo's host work).
 """
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -34,6 +33,8 @@ import accel  # noqa: F401  (first: sets OMP_NUM_THREADS before MXNet loads)
 import mxnet as mx
 import numpy as np
 
+from accel.cli import run
+from accel.cli.flags import add_debug_flag, nonnegative_int, positive_int
 from accel.export.networks import export_deeplab, export_network, network_outputs
 from accel.export.onnx import DEFORMABLE_MODES
 from accel.utils.checkpoint import load_checkpoint, params_path
@@ -52,11 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", required=True, choices=VERSIONS,
                         help="Accel version, dff, or deeplab (frame-by-frame DeepLab-101)")
     parser.add_argument("--model", help="checkpoint prefix (PREFIX-%%04d.params)")
-    parser.add_argument("--epoch", type=int, help="checkpoint epoch")
+    parser.add_argument("--epoch", type=nonnegative_int, help="checkpoint epoch")
     parser.add_argument("--random-weights", action="store_true",
                         help="no checkpoint: initial values with the fixed bilinear upsampling "
                              "(for --benchmark; outputs are meaningless)")
-    parser.add_argument("--size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"),
+    parser.add_argument("--size", type=positive_int, nargs=2, default=(1024, 2048),
+                        metavar=("H", "W"),
                         help="frame size the graphs are exported for (default 1024 2048)")
     parser.add_argument("--dynamic", action="store_true",
                         help="leave the spatial size symbolic (any H, W multiple of 32)")
@@ -65,14 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fast", action="store_true",
                         help="export the fast CPU graphs instead (stride-16 scores, to be "
                              "upsampled by the caller; not for deeplab)")
-    parser.add_argument("--classes", type=int, default=19, help="number of classes")
+    parser.add_argument("--classes", type=positive_int, default=19,
+                        help="number of classes (default 19, Cityscapes)")
     parser.add_argument("--output", default=None,
                         help="output folder (default output/onnx/<version>)")
     parser.add_argument("--check", action="store_true",
                         help="compare MXNet and ONNX Runtime on a sample frame")
-    parser.add_argument("--benchmark", type=int, default=0, metavar="FRAMES",
+    parser.add_argument("--benchmark", type=nonnegative_int, default=0, metavar="FRAMES",
                         help="time FRAMES streamed frames: ONNX Runtime vs MXNet")
-    parser.add_argument("--interval", type=int, default=5, help="keyframe interval (benchmark)")
+    parser.add_argument("--interval", type=positive_int, default=5,
+                        help="keyframe interval (benchmark)")
+    add_debug_flag(parser)
     return parser
 
 
@@ -143,20 +148,22 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     h, w = args.size
     if h % 32 or w % 32:
-        raise SystemExit("--size %d %d: height and width must be multiples of 32" % (h, w))
+        raise ValueError("--size %d %d: height and width must be multiples of 32" % (h, w))
+    if args.fast and args.version == "deeplab":
+        raise ValueError("--fast: the frame-by-frame DeepLab has no fast graph")
+    if args.fast and args.benchmark:
+        raise ValueError("--benchmark times the exported official graphs; drop --fast")
     shape = (1, 3, h, w)
     out = Path(args.output or REPO / "output" / "onnx" / args.version)
     if args.random_weights:
         source = "random weights"
         arg_params, aux_params = random_params(args.version, args.classes, shape)
     elif args.model is None or args.epoch is None:
-        raise SystemExit("--model PREFIX --epoch N (or --random-weights) is required")
+        raise ValueError("--model PREFIX --epoch N (or --random-weights) is required")
     else:
         source = params_path(args.model, args.epoch)
         arg_params, aux_params = load_checkpoint(args.model, args.epoch)
     if args.version == "deeplab":
-        if args.fast:
-            raise SystemExit("--fast: the frame-by-frame DeepLab has no fast graph")
         path = export_deeplab(arg_params, aux_params, shape, out, args.classes, args.dynamic, source)
         paths = {"test": path}
         if args.check:
@@ -181,8 +188,6 @@ def main(argv=None) -> dict:
     for graph, path in paths.items():
         logger.info("%s graph: %s (%.1f MiB)", graph, path, path.stat().st_size / 2 ** 20)
     if args.benchmark:
-        if args.fast:
-            raise SystemExit("--benchmark times the exported official graphs; drop --fast")
         benchmark_accel(network, paths, arg_params, aux_params,
                         sample_frames((h, w), args.benchmark), args.interval)
     return {k: str(v) for k, v in paths.items()}
@@ -321,4 +326,4 @@ def benchmark_deeplab(path, args, aux, frames):
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    run(main)

@@ -9,16 +9,22 @@ DMLC_NUM_SERVER and DMLC_NUM_WORKER; scheduler and servers are plain `import mxn
 MXNet's own tools/launch.py --launcher local hung here; on a cluster the same variables come
 from MXNet's ssh/mpi launchers (README, "Distributed training"). The exit status is the
 first failing worker's (which stops the others at once), or 0; --timeout kills everything
-left after that many seconds and exits with 124.
+left after that many seconds and exits with 124. Each process runs in a process group of
+its own, so that ending the launcher (SIGTERM, SIGINT / Ctrl-C) ends every process it
+started, children of the workers included (exit 128 + the signal number).
 """
 import argparse
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from typing import List, Optional
+
+from accel.cli import run
+from accel.cli.flags import add_debug_flag, nonnegative_float, number, positive_int
 
 logger = logging.getLogger("launch_dist")
 
@@ -30,18 +36,80 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class _Stopped(Exception):
+    """The launcher received SIGTERM or SIGINT."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise _Stopped(signum)
+
+
+def _end_groups(procs: List[subprocess.Popen], grace: float = 3.0) -> None:
+    """SIGTERM every process group still running, then SIGKILL what is left after `grace` s
+    (a worker's own children included: each process leads a group of its own)."""
+    alive = [p for p in procs if p.poll() is None]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in alive:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if p.poll() is None]
+            time.sleep(0.05)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.wait()
+
+
 def launch(command: List[str], num_workers: int, num_servers: int = 1,
            port: Optional[int] = None, timeout: float = 0) -> int:
     """Run `command` as `num_workers` dist_sync workers; returns the exit status."""
+    if num_workers < 1 or num_servers < 1:
+        raise ValueError(f"-n {num_workers} -s {num_servers}: at least one worker and one "
+                         f"server are needed")
     base = dict(os.environ, DMLC_PS_ROOT_URI="127.0.0.1",
                 DMLC_PS_ROOT_PORT=str(port or free_port()),
                 DMLC_NUM_SERVER=str(num_servers), DMLC_NUM_WORKER=str(num_workers))
     serve = [sys.executable, "-c", "import mxnet"]
-    helpers = [subprocess.Popen(serve, env=dict(base, DMLC_ROLE="scheduler"))]
-    helpers += [subprocess.Popen(serve, env=dict(base, DMLC_ROLE="server"))
-                for _ in range(num_servers)]
-    workers = [subprocess.Popen(command, env=dict(base, DMLC_ROLE="worker"))
-               for _ in range(num_workers)]
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGTERM,
+                                                                      signal.SIGINT)}
+    started: List[subprocess.Popen] = []
+
+    def start(cmd: List[str], role: str) -> subprocess.Popen:
+        try:
+            proc = subprocess.Popen(cmd, env=dict(base, DMLC_ROLE=role),
+                                    start_new_session=True)
+        except OSError as err:
+            _end_groups(started)
+            raise OSError(f"cannot start the {role} {' '.join(cmd)}: "
+                          f"{err.strerror or err}") from None
+        started.append(proc)
+        return proc
+    try:
+        helpers = [start(serve, "scheduler")] + [start(serve, "server")
+                                                 for _ in range(num_servers)]
+        workers = [start(command, "worker") for _ in range(num_workers)]
+        return _supervise(command, workers, helpers, timeout)
+    except _Stopped as stop:
+        logger.error("%s: stopping every process", stop)
+        return 128 + stop.signum
+    finally:
+        for sig in previous:             # a second signal must not interrupt the cleanup
+            signal.signal(sig, signal.SIG_IGN)
+        _end_groups(started)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _supervise(command: List[str], workers: List[subprocess.Popen],
+               helpers: List[subprocess.Popen], timeout: float) -> int:
+    """Wait for the workers (and then the helpers); the exit status of the run."""
     deadline = time.monotonic() + timeout if timeout > 0 else None
     status = 0
     try:
@@ -63,11 +131,6 @@ def launch(command: List[str], num_workers: int, num_servers: int = 1,
     except subprocess.TimeoutExpired:
         logger.error("timed out after %.0f s: stopping every process", timeout)
         status = 124
-    finally:
-        for proc in workers + helpers:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     return status
 
 
@@ -75,10 +138,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Command line: -n WORKERS [-s SERVERS] [--port P] [--timeout S] -- command ..."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", "--num-workers", type=int, required=True)
-    parser.add_argument("-s", "--num-servers", type=int, default=1)
-    parser.add_argument("--port", type=int, default=0, help="scheduler port (default: free)")
-    parser.add_argument("--timeout", type=float, default=0, help="seconds; 0 = none")
+    parser.add_argument("-n", "--num-workers", type=positive_int, required=True,
+                        help="worker processes (>= 1)")
+    parser.add_argument("-s", "--num-servers", type=positive_int, default=1,
+                        help="parameter servers (>= 1; default 1)")
+    parser.add_argument("--port", type=number(int, 0, 65535), default=0,
+                        help="scheduler port (default: free)")
+    parser.add_argument("--timeout", type=nonnegative_float, default=0,
+                        help="seconds; 0 = none")
+    add_debug_flag(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -89,4 +157,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, mxnet="never")

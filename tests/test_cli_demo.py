@@ -43,7 +43,8 @@ import logging  # noqa: E402
 
 import mxnet as mx  # noqa: E402
 
-from accel.cli.demo import accel_parser, prepare_output_dir  # noqa: E402
+from accel.cli.checks import demo_output  # noqa: E402
+from accel.cli.demo import accel_parser  # noqa: E402
 from accel.core.inference import VideoSegmenter  # noqa: E402
 from accel.core.initializer import initialize_network  # noqa: E402
 from accel.utils.checkpoint import CheckpointError  # noqa: E402
@@ -90,16 +91,20 @@ def test_unexpected_parameters_are_named(accel18, caplog):
 
 
 def test_a_rerun_replaces_the_demos_own_files_only(tmp_path):
+    """A folder of an older demo (its metrics.json, no manifest yet) is the demo's own: a
+    re-run replaces its files there and nothing else."""
     out = tmp_path / "out"
     (out / "maps").mkdir(parents=True)
     (out / "maps" / "frame_000099.png").write_bytes(b"old")
-    (out / "metrics.json").write_text("{}")
+    (out / "metrics.json").write_text('{"method": "Accel-18", "interval": 5, "outputs": {}}')
     (out / "notes.txt").write_text("mine")
-    prepare_output_dir(str(out))
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    with demo_output(str(out)) as output:
+        output.start()
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+            "INCOMPLETE", "notes.txt"]
     (tmp_path / "file").write_text("x")
-    with pytest.raises(NotADirectoryError, match="file; expected a folder"):
-        prepare_output_dir(str(tmp_path / "file"))
+    with pytest.raises(ValueError, match="is a file; expected a folder"):
+        demo_output(str(tmp_path / "file")).check()
 
 
 @pytest.mark.parametrize("flags", [["--tile-height", "-5"], ["--tile-height", "0"],
@@ -108,7 +113,9 @@ def test_bad_numbers_are_refused_by_the_parser(flags, capsys):
     with pytest.raises(SystemExit) as exit_:
         accel_parser("demo").parse_args(flags)
     assert exit_.value.code == 2
-    assert "expected a number > 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"argument {flags[0]}" in err
+    assert "expected a finite number > 0" in err or "expected an integer >= 1" in err
 
 
 def test_a_stride_the_networks_cannot_use_is_refused_before_anything_runs(tmp_path):
@@ -226,3 +233,19 @@ def test_the_demo_looks_for_a_cfgs_checkpoint_where_training_writes_it(tmp_path,
         accel_demo(["--cfg", str(Path(REPO_ROOT) / SAMPLE_CFG), "--cpu", "--epoch", "9999"])
     assert str(Path(REPO_ROOT) / "output") in str(err.value)
     assert not (tmp_path / "output").exists()
+
+
+def test_a_frame_of_another_size_is_named_with_both_shapes(accel18, tmp_path):
+    """#25.17: "frame shape changed" did not say which frame, its shape or the expected one."""
+    from accel.core.tester import segment_video
+
+    args, aux = accel18
+    seg = VideoSegmenter(FastAccelNetwork("18", 11), args, aux, 5)
+    frames = [cv2.imread(str(p)) for p in sorted(SAMPLE_VAL.glob("*.png"))[:3]]
+    frames.append(np.full((100, 100, 3), 128, np.uint8))
+    with pytest.raises(ValueError) as err:
+        segment_video(iter(frames), seg.step, seg.reset, [103.06, 115.9, 123.15], [64, 96], 32,
+                      interval=5, threaded=False)
+    message = str(err.value)
+    assert "frame 3 (100x100 pixels)" in message
+    assert "(1, 3, 64, 64)" in message and "(1, 3, 64, 96)" in message

@@ -68,3 +68,56 @@ def test_an_output_path_that_is_a_file_is_named(tmp_path):
                  f"output_path={tmp_path / 'file'}"])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"{tmp_path}/file is a file, not a folder" in proc.stderr
+
+
+# -- issue #25 -----------------------------------------------------------------------------
+@pytest.mark.parametrize("entry", ["deeplab/test.py", "dff_deeplab/test.py"])
+def test_test_entry_points_test_or_print_their_usage(entry, tmp_path):
+    """#25.13: the test.py entry points printed nothing and exited 0."""
+    proc = _run([ROOT / entry])
+    assert proc.returncode == 2 and "usage:" in proc.stderr and "--cfg" in proc.stderr
+    proc = _run([ROOT / entry, "--help"])
+    assert proc.returncode == 0 and "--epoch" in proc.stdout and "--debug" in proc.stdout
+    proc = _run([ROOT / entry, "--cfg", SAMPLE_CFG, "--cpu", f"output_path={tmp_path}"])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "-0000.params" in proc.stderr or ".params" in proc.stderr
+
+
+def _stub_runner(calls):
+    from accel.cli.train import Runner
+    from accel.core.trainer import TrainResult
+
+    def train(cfg, cfg_path, cpu=False, resume=False, overwrite=False, on_start=None):
+        calls.append(cfg)
+        on_start()
+        return TrainResult("prefix", 0, 1)
+    return Runner(train, None, "stub")
+
+
+def test_resume_with_a_changed_config_shows_the_differences(tmp_path):
+    """#25.15: --resume with another learning rate or FLIP silently replaced the run's
+    config; now the differences are listed and refused unless accepted (then recorded)."""
+    from accel.cli.train import train_test
+    from accel.config import load_config
+    from accel.core.trainer import checkpoint_prefix
+    from accel.utils.paths import saved_config_path
+
+    calls = []
+    base = ["--cfg", str(SAMPLE_CFG), "--cpu", f"output_path={tmp_path}", "TRAIN.lr=0.0005"]
+    train_test(base, _stub_runner(calls))
+    prefix = checkpoint_prefix(calls[0], str(SAMPLE_CFG))
+    Path("%s-0001.params" % prefix).write_bytes(b"a checkpoint")
+    saved = saved_config_path(str(Path(prefix).parent), str(SAMPLE_CFG))
+    flip = not calls[0].TRAIN.FLIP
+    changed = base[:-1] + ["--resume", "TRAIN.lr=0.01", f"TRAIN.FLIP={str(flip).lower()}",
+                           "TRAIN.end_epoch=9"]
+    with pytest.raises(ValueError) as err:
+        train_test(changed, _stub_runner(calls))
+    message = str(err.value)
+    assert "TRAIN.lr: 0.0005 -> 0.01" in message and "TRAIN.FLIP" in message
+    assert "end_epoch" not in message and "--accept-config-changes" in message
+    assert len(calls) == 1 and load_config(saved).TRAIN.lr == 0.0005
+    train_test(changed + ["--accept-config-changes"], _stub_runner(calls))
+    assert len(calls) == 2 and load_config(saved).TRAIN.lr == 0.01
+    log = (Path(saved).parent / "config_changes.log").read_text()
+    assert "resumed from epoch 1" in log and "TRAIN.lr: 0.0005 -> 0.01" in log

@@ -332,3 +332,17 @@ def test_the_config_loads_the_same_without_easydict():
     out = {mode: subprocess.run([sys.executable, "-c", script, mode, cfg], capture_output=True,
                                 text=True, check=True).stdout for mode in ("block", "plain")}
     assert out["block"] == out["plain"] and '"lr": 0.5' in out["block"]
+
+
+@pytest.mark.parametrize("text", ["1.0e6", "1e6", "5e-4", "2.5E3", "1e-10", "-3e2", "7E5"])
+def test_the_hint_for_an_exponent_read_as_text_loads_as_a_number(tmp_path, text):
+    """#25.19: YAML 1.1 (PyYAML) reads `1.0e6` and `1e6` as text; the hint must give a value
+    that loads as the same number, in the file and as an override."""
+
+    path = write_yaml(tmp_path, f"symbol: accel_18\nTRAIN:\n  lr: {text}\n")
+    for error in (pytest.raises(ConfigError, load_config, path).value,
+                  pytest.raises(ConfigError, merge_overrides, get_defaults(),
+                                [f"TRAIN.lr={text}"]).value):
+        hint = re.search(r"write (\S+?)[ ;,)]", str(error))
+        assert hint, str(error)
+        assert yaml.safe_load(hint.group(1)) == float(text), (text, hint.group(1))

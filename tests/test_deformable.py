@@ -58,3 +58,44 @@ def test_symbol_forward_and_bad_shapes():
         deformable_conv_numpy(x, off[:, :10], w, 1, 2, 2)
     with pytest.raises(ValueError, match="input channels"):
         deformable_conv_numpy(x[:, :3], off, w, 1, 2, 2)
+
+
+_NAN_KERNELS = """
+import sys
+import numpy as np
+from accel.cython import deform_cy
+from accel.operators.custom_ops import warp_forward_cpu
+from accel.operators.deformable import deformable_conv_numpy
+rng = np.random.default_rng(0)
+for bad in (np.nan, np.inf, -np.inf, 3e9, -3e9):
+    for h, w in ((5, 6), (6, 7), (4, 8)):        # odd and even widths
+        x = rng.standard_normal((1, 4, h, w)).astype(np.float32)
+        off = np.zeros((1, 18, h, w), np.float32)
+        off[0, :, 1, 2] = bad
+        off[0, 3, 0, 0] = bad
+        idx, wts = deform_cy.sampling_table(off[0], h, w, 3, 3, 1, 1, 1)
+        assert idx.min() >= 0 and idx.max() < h * w, (bad, h, w, idx.min(), idx.max())
+        out = deformable_conv_numpy(x, off, np.ones((2, 4, 3, 3), np.float32), 1, 1, 1)
+        assert np.isfinite(out).all(), (bad, h, w)
+        flow = np.zeros((1, 2, h, w), np.float32)
+        flow[0, :, 1, 2] = bad
+        flow[0, 0, 0, 0] = bad
+        idx, wts = deform_cy.warp_table(flow[0])
+        assert idx.min() >= 0 and idx.max() < h * w, (bad, h, w)
+        warped = warp_forward_cpu(x, flow)
+        assert np.isfinite(warped).all() and warped[0, :, 1, 2].tolist() == [0] * 4, bad
+print("ok")
+"""
+
+
+def test_non_finite_offsets_and_flows_never_index_outside_the_map():
+    """#25.9: a diverged Accel (learning rate 2 .. 1e6) segfaulted: a NaN offset cast to int
+    indexed far outside the feature map in the CPU kernels. NaN, inf and huge offsets or
+    flows now sample nothing (0), as outside the map. Run in a child process, so that a
+    crash is a failure, not the end of the test run."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _NAN_KERNELS], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -243,3 +243,32 @@ def test_calibration_streams_fill_each_training_hop_with_test_rate_frames():
     assert len(calibration_streams(video, pairs=4, chunk=2, steps=1)) == 2
     with pytest.raises(ValueError, match="pairs, chunk and steps >= 1"):
         calibration_streams(video, pairs=0)
+
+
+def test_calibration_pairs_are_distinct_capped_and_streamed(caplog, monkeypatch):
+    """#25.7: asking for more pairs than the split has repeated pairs and reported them as
+    real ("35 real pairs" from 7 distinct ones), and every stream was held in memory. Now
+    the pairs are distinct, the count says how many exist, and streams are made one at a
+    time when iterated."""
+    import logging
+    from pathlib import Path
+    from accel.cli import keyframes
+    from accel.dataset import CamVidVideo
+    root = Path(__file__).resolve().parents[1] / "sample_data" / "camvid"
+    video = CamVidVideo(root=str(root), split="train", key_interval=1,
+                        pixel_means=(103.06, 115.9, 123.15), scales=(64, 96), stride=32,
+                        check_frames=False)                      # 8 frames: 7 distinct pairs
+    reads = []
+    real_read = keyframes.imutil.read_image
+    monkeypatch.setattr(keyframes.imutil, "read_image",
+                        lambda p: reads.append(p) or real_read(p))
+    with caplog.at_level(logging.WARNING):
+        streams = keyframes.calibration_streams(video, pairs=40, chunk=10, steps=1)
+    assert "40" in caplog.text and "7 distinct" in caplog.text
+    assert streams.pairs == 7 and reads == []                    # nothing read yet
+    seen = [[f.copy() for f in s] for s in streams]
+    assert sum(len(s) - 1 for s in seen) == 7
+    pairs = {(a.tobytes(), b.tobytes()) for s in seen for a, b in zip(s, s[1:])}
+    assert len(pairs) == 7                                       # no pair twice
+    assert len(reads) == 8
+    assert keyframes.calibration_streams(video, pairs=4, chunk=2, steps=1).pairs == 4

@@ -22,7 +22,8 @@ from accel.core.inference import FrameResult
 from accel.core.keyframes import FixedInterval, FlowMagnitude, FrameObservation
 from accel.core.tester import prepare_frame
 from accel.dataset.camvid import CAMVID_CLASSES, CAMVID_PALETTE
-from accel.live import LiveOptions, live_requested, run_live
+from accel.cli.live import live_requested
+from accel.live import LiveOptions, run_live
 from accel.live.outputs import LiveOutputs, check_show
 from accel.live.schedule import RealGapSchedule
 from accel.live.server import MjpegServer
@@ -230,7 +231,7 @@ def test_show_is_refused_without_a_display(monkeypatch, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     from accel.cli.demo import accel_parser
-    from accel.live import live_demo
+    from accel.cli.live import live_demo
     args = accel_parser("").parse_args(["--video", "0", "--show"])
     opened = []
     with pytest.raises(ValueError, match="--serve PORT instead"):   # before any camera opens

@@ -134,7 +134,9 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(uninterrupted, tmp_pat
 
 
 def test_deeplab_runner_trains_and_tests(tmp_path):
-    overrides = _overrides(tmp_path, "TRAIN.end_epoch=1", "default.frequent=4")
+    # At 64x96 the sample config's lr 0.01 diverges (NaN at batch 4: issue #25.9).
+    overrides = _overrides(tmp_path, "TRAIN.end_epoch=1", "default.frequent=4",
+                           "TRAIN.lr=0.0005")
     assert train_test(["--cfg", str(DEEPLAB_SAMPLE), "--cpu", *overrides], DEEPLAB) == 0
     cfg = _cfg(DEEPLAB_SAMPLE, tmp_path)
     prefix = checkpoint_prefix(cfg, str(DEEPLAB_SAMPLE))
@@ -223,7 +225,8 @@ def test_overwrite_replaces_the_old_run(tmp_path):
     _fake_run(prefix, epochs=(1, 2, 3))
     Path(prefix + "-0003_val.json").write_text("{}")
     assert train_test(["--cfg", str(DEEPLAB_SAMPLE), "--no-test", "--overwrite",
-                       *_overrides(tmp_path, "TRAIN.end_epoch=1")], DEEPLAB) == 0
+                       *_overrides(tmp_path, "TRAIN.end_epoch=1", "TRAIN.lr=0.0005")],
+                      DEEPLAB) == 0
     assert [os.path.basename(p) for p in paths.epoch_files(prefix)] == [
         os.path.basename(prefix) + s for s in ("-0001.json", "-0001.params", "-0001.states")]
     assert os.path.isfile(paths.saved_config_path(os.path.dirname(prefix),
@@ -298,7 +301,8 @@ def test_testing_a_checkpoint_with_unexpected_parameters_is_an_error(uninterrupt
     other = _cfg(ACCEL_SAMPLE, tmp_path, *RUN)
     save_checkpoint(checkpoint_prefix(other, str(ACCEL_SAMPLE)), 3,
                     {**args, "rfcn_cls_weight": args["corr_weight"]}, aux)
-    with pytest.raises(CheckpointError, match="1 unexpected: arg:rfcn_cls_weight"):
+    with pytest.raises(CheckpointError, match=r"holds 1 parameter\(s\) that Accel-18 does not "
+                                              r"use: rfcn_cls_weight"):
         test_net(other, str(ACCEL_SAMPLE), epoch=3, cpu=True)
 
 

@@ -38,39 +38,70 @@ from accel.cli import repo_path, run
 DEFAULT_CFG = "experiments/dff_deeplab/cfgs/camvid_protocol_v2_accel_18.yaml"
 
 
+OUTPUTS = ("results.json", "results.md", "miou_vs_rate.png", "miou_vs_rate.svg",
+           "miou_vs_time.png", "miou_vs_time.svg")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from accel.cli.flags import add_debug_flag, nonnegative_int, positive_int
     from accel.cli.keyframes import ADAPTIVE
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cfg", default=DEFAULT_CFG, help="yaml: data set, scales, stride, classes")
     p.add_argument("--model", required=True, metavar="PREFIX", help="Accel-18 checkpoint prefix")
-    p.add_argument("--epoch", type=int, default=0)
+    p.add_argument("--epoch", type=nonnegative_int, default=0)
     p.add_argument("--data-root", default=None, help="data set folder (default: the --cfg's)")
     p.add_argument("--train-split", default="train", help="calibration split")
     p.add_argument("--test-split", default="val", help="split reported")
     p.add_argument("--versions", nargs="+", default=["dff", "18"], choices=["dff", "18"])
-    p.add_argument("--rates", nargs="+", type=int, default=[2, 3, 4, 5, 6, 7, 8],
+    p.add_argument("--rates", nargs="+", type=positive_int, default=[2, 3, 4, 5, 6, 7, 8],
                    metavar="I", help="target keyframe rates 1/I (fixed: intervals 1 and these)")
     p.add_argument("--policies", nargs="+", default=None, choices=list(ADAPTIVE),
                    help="adaptive policies (default: every one the version supports)")
-    p.add_argument("--calib-pairs", type=int, default=40,
-                   help="real training pairs (1 s apart) behind the 15 Hz calibration streams")
-    p.add_argument("--calib-chunk", type=int, default=10,
+    p.add_argument("--calib-pairs", type=positive_int, default=40,
+                   help="distinct real training pairs (1 s apart) behind the 15 Hz calibration "
+                        "streams (at most those the split has)")
+    p.add_argument("--calib-chunk", type=positive_int, default=10,
                    help="consecutive pairs per calibration stream")
     p.add_argument("--reference-path", action="store_true",
                    help="the official graphs instead of the fast CPU path")
     p.add_argument("--no-consistency", action="store_true")
     p.add_argument("--video", default=None,
                    help="stream this unlabelled video instead of the test split (no mIoU)")
-    p.add_argument("--video-scales", nargs=2, type=int, default=None, metavar=("SHORT", "LONG"),
+    p.add_argument("--video-scales", nargs=2, type=positive_int, default=None,
+                   metavar=("SHORT", "LONG"),
                    help="resize of the --video frames (default: the --cfg's SCALES)")
-    p.add_argument("--video-frames", type=int, default=None, help="first N frames of --video")
-    p.add_argument("--output", required=True)
+    p.add_argument("--video-frames", type=positive_int, default=None,
+                   help="first N frames of --video")
+    p.add_argument("--output", required=True,
+                   help="output folder (a re-run replaces the files the previous run recorded "
+                        "there, never others; one run at a time)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty --output that this script did not write, "
+                        "beside its files (those are never deleted or replaced)")
+    add_debug_flag(p)
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Compare the schedules; writes results.json (after each version), results.md and the
+    plots into --output (accel.utils.outputs)."""
     args = build_parser().parse_args(argv)
     # Imported here, after run() has imported MXNET_VERSION's mxnet.
+    from accel.utils.outputs import RunOutput
+
+    unused = [f for f, v in (("--video-scales", args.video_scales),
+                             ("--video-frames", args.video_frames)) if v is not None]
+    if unused and not args.video:
+        raise ValueError(f"{', '.join(unused)}: only used with --video FILE")
+    output = RunOutput(args.output, "adaptive_keyframes", OUTPUTS, overwrite=args.overwrite,
+                       results="results.json")
+    # Locked while it runs; INCOMPLETE (results.json holds the versions done) until the end.
+    with output:
+        return _run(args, output)
+
+
+def _run(args: argparse.Namespace, output) -> Dict[str, Any]:
+    """Everything main() does once the flags and the output folder are checked."""
     from accel.cli import keyframes
     from accel.cli.demo import load_config_file, load_model
     from accel.networks import accel_network
@@ -78,8 +109,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     from accel.utils.checkpoint import params_path
     from accel.utils.io import write_json, write_text
 
-    if any(r < 1 for r in args.rates):
-        raise ValueError(f"--rates must all be >= 1 (rate 1/I), got {args.rates}")
     cfg, cfg_path = load_config_file(args.cfg)
     if args.data_root:
         cfg.dataset.dataset_path = repo_path(args.data_root)
@@ -96,9 +125,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         streams = keyframes.test_streams(test_video)
         source = "%s/%s: %d stream(s), %d frames" % (cfg.dataset.dataset_path, args.test_split,
                                                      len(streams), sum(map(len, streams)))
-    if os.path.isfile(args.output):
-        raise NotADirectoryError(f"--output {args.output} is a file, not a folder")
-    os.makedirs(args.output, exist_ok=True)
     checkpoint = params_path(args.model, args.epoch)
     results: Dict[str, Any] = {"model": checkpoint, "cfg": cfg_path, "test": source,
                                "path": "reference" if args.reference_path else "fast",
@@ -106,11 +132,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     steps = keyframes.CALIBRATION_STEPS.get(str(cfg.dataset.dataset).lower(), 1)
     cal_streams = keyframes.calibration_streams(train_video, args.calib_pairs,
                                                 args.calib_chunk, steps)
-    kind = ("synthetic (%d frames per real pair)" % steps) if steps > 1 else "real"
-    results["calibration"] = {
-        "what": "%s/%s: %d %s streams of %d frames (%d real pairs)" % (
-            cfg.dataset.dataset_path, args.train_split, len(cal_streams), kind,
-            len(cal_streams[0]), (len(cal_streams[0]) - 1) // steps * len(cal_streams))}
+    results["calibration"] = {"what": cal_streams.describe()}
     candidates = [keyframes.Candidate(
         v, accel_network(v, test_video.num_classes, fast=not args.reference_path),
         arg_params, aux_params, checkpoint, allow_extra=v == "dff") for v in args.versions]
@@ -121,6 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         write_json(json_path, results)
 
     frames = keyframes.prepare_streams(streams, test_video, args.video_scales)
+    output.start()
     results["versions"] = keyframes.compare(
         candidates, frames, test_video, cal_streams, args.rates, args.policies,
         consistency=not args.no_consistency, on_version=save)

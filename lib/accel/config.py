@@ -13,6 +13,7 @@ against ``_LIST_ITEM_TYPES``. A few keys have an extra check of their value (``_
 """
 import copy
 import difflib
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -310,10 +311,22 @@ def _type_name(t: type) -> str:
 
 def _looks_like_float(text: str) -> bool:
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True
+
+
+def yaml_float_text(text: str) -> str:
+    """A spelling of the number `text` that PyYAML (YAML 1.1) reads as a float, which needs
+    a '.' in the mantissa and a sign in the exponent: '1e6' -> '1.0e+6', '5e-4' -> '5.0e-4'
+    (issue #25.19); else Python's repr of the float ('1000000.0')."""
+    match = re.fullmatch(r"([-+]?)(\d*)\.?(\d*)[eE]([-+]?)(\d+)", text.strip())
+    if match:
+        sign, whole, frac, exp_sign, exp = match.groups()
+        candidate = f"{sign}{whole or '0'}.{frac or '0'}e{exp_sign or '+'}{int(exp)}"
+        if yaml.safe_load(candidate) == float(text):
+            return candidate
+    return repr(float(text))
 
 
 def _coerce_scalar(expected: type, value: Any) -> Any:
@@ -333,7 +346,8 @@ def _coerce_scalar(expected: type, value: Any) -> Any:
     if not ok:
         hint = " (quote it in yaml)" if expected is str and value is not None else ""
         if expected is float and isinstance(value, str) and _looks_like_float(value):
-            hint = " (PyYAML reads exponents without a '.' as text: write e.g. 5.0e-4)"
+            hint = (f" (YAML 1.1, which PyYAML reads, takes {value} for text: write "
+                    f"{yaml_float_text(value)}, with a '.' and a signed exponent)")
         raise ValueError(f"expected {_type_name(expected)}{hint}, "
                          f"got {type(value).__name__} {value!r}")
     return value

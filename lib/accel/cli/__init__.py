@@ -114,11 +114,14 @@ def run(main: Callable[[Optional[Sequence[str]]], Any],
     (a runner that trains) or 'never' (a runner of the PyTorch runtime alone).
 
     Bad input (BAD_INPUT) exits 1 with its message on one line; `--debug` anywhere on the
-    command line shows the traceback instead (and is removed before `main` sees it).
+    command line shows the traceback instead (and is removed before `main` sees it; each
+    runner documents it in its --help with accel.cli.flags.add_debug_flag).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    # Not after "--": that is another command's (the launcher's workers).
+    cut = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:cut]
+    argv = [a for a in argv[:cut] if a != "--debug"] + argv[cut:]
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -57,6 +57,7 @@ class DemoData:
     num_classes: int
     class_names: Tuple[str, ...]
     palette: np.ndarray
+    skip_missing: bool = False      # --skip-missing: skip frames whose files are missing
 
 
 def data_config(args: argparse.Namespace, cfg=None):
@@ -95,7 +96,8 @@ def demo_data(args: argparse.Namespace, cfg=None) -> DemoData:
     return DemoData(name, repo_path(cfg.dataset.dataset_path), args.label_root,
                     config_split(cfg.dataset.test_image_set), config_scales(cfg.SCALES),
                     int(cfg.network.IMAGE_STRIDE), list(cfg.network.PIXEL_MEANS),
-                    DATA_FPS[name], len(classes), tuple(classes), palette)
+                    DATA_FPS[name], len(classes), tuple(classes), palette,
+                    bool(getattr(args, "skip_missing", False)))
 
 
 def open_dataset(data: DemoData) -> LabelledVideoDataset:
@@ -103,7 +105,8 @@ def open_dataset(data: DemoData) -> LabelledVideoDataset:
     cls = DATASETS[data.name]
     label_root = data.label_root
     kwargs = dict(split=data.split, key_interval=1, pixel_means=data.pixel_means,
-                  scales=data.scales, stride=data.stride, check_frames=False)
+                  scales=data.scales, stride=data.stride, check_frames=False,
+                  skip_missing=data.skip_missing)
     if label_root and os.path.abspath(label_root) != os.path.abspath(data.root):
         if data.name != "cityscapes":
             raise ValueError(f"--label-root {label_root}: only Cityscapes keeps labels apart "

@@ -12,11 +12,16 @@ path).
 import argparse
 import logging
 import os
-import shutil
 from dataclasses import replace
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from accel.cli import REPO_ROOT, repo_path
+from accel.cli.checks import DEMO_OUTPUTS  # noqa: F401  (re-exported: what a demo writes)
+from accel.cli.checks import (CALIBRATION_DEFAULTS, check_demo_sizes, check_keyframe_flags,
+                              check_output_flags, demo_output, frame_network_params,
+                              source_image_size)
+from accel.cli.flags import (add_debug_flag, finite_float, fraction, nonnegative_int,
+                             positive_float, positive_int)
 from accel.cli.data import DATA_SOURCES, DemoData, calibration_frames, demo_data, open_dataset
 from accel.config import load_config, resolve_paths
 from accel.core.tester import (evaluate_snippets, format_pct, metrics_table, segment_video,
@@ -25,7 +30,7 @@ from accel.core.keyframes import POLICIES, make_policy
 from accel.core.timing import timing_table
 from accel.dataset import VideoFrames
 from accel.cli.runtime import add_runtime_arguments, runtime_from_args
-from accel.live import add_live_arguments, live_demo, live_requested
+from accel.cli.live import add_live_arguments, live_demo, live_requested
 from accel.networks import accel_network
 from accel.runtime import Runtime
 from accel.symbols.versions import (ACCEL_VERSIONS, DEEPLAB_VERSIONS, REFERENCE, Version,
@@ -36,19 +41,20 @@ from accel.utils.visualize import PredictionWriter
 
 logger = logging.getLogger("accel.demo")
 
-# What a demo writes into --output; a re-run removes these first (and nothing else).
-DEMO_OUTPUTS = ("metrics.json", "results.md", "timing.md", "video.mp4", "maps", "panels")
 SAMPLE_CFG = "experiments/dff_deeplab/cfgs/accel_18_camvid_sample.yaml"
 ACCEL_TRAIN_RUNNER = "experiments/dff_deeplab/dff_deeplab_end2end_train_test.py"
 DEEPLAB_TRAIN_RUNNER = "experiments/deeplab/deeplab_train_test.py"
 
 
 # ---------------------------------------------------------------------------- flags
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags for the labelled data, the protocol and the device (demos, table script)."""
+def add_data_arguments(parser: argparse.ArgumentParser, demo: bool = True) -> None:
+    """Flags for the labelled data, the protocol and the device (demos, table script;
+    `demo`: the parser also has the demo's --cfg and --video, which the help names)."""
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=sorted(DATA_SOURCES), default=None,
-                      help="data set (default: the --cfg's, else camvid = the bundled clip)")
+                      help="data set (default: %s)" % ("the --cfg's, else camvid = the "
+                                                       "bundled clip" if demo else "camvid = "
+                                                       "the bundled clip"))
     data.add_argument("--data-root", default=None,
                       help="data set folder (Cityscapes: holds leftImg8bit_sequence/; CamVid: "
                            "the SegNet layout <split>/ + <split>annot/); default "
@@ -57,25 +63,31 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                       help="Cityscapes only: folder holding gtFine/ when it is not the data "
                            "root (the original's path_demo_labels)")
     data.add_argument("--split", default=None, help="test split (default: val)")
-    data.add_argument("--scales", type=int, nargs=2, metavar=("SHORT", "MAX_LONG"),
+    data.add_argument("--scales", type=positive_int, nargs=2, metavar=("SHORT", "MAX_LONG"),
                       default=None, help="resize: short side, max long side (default: "
                                          "the data set's native size)")
-    data.add_argument("--stride", type=int, default=None,
+    data.add_argument("--stride", type=nonnegative_int, default=None,
                       help="pad frames to a multiple of this (default 32 CamVid, 0 Cityscapes)")
-    data.add_argument("-e", "--num_ex", type=int, default=None,
-                      help="labelled frames to evaluate (default 10, as the original; 0 = all);"
-                           " with --video, frames to segment (default all)")
+    data.add_argument("-e", "--num_ex", type=nonnegative_int, default=None,
+                      help="labelled frames to evaluate (default %s; 0 = all)%s" % (
+                          "10, as the original" if demo else "0", "; with --video, frames to "
+                          "segment (default all)" if demo else ""))
+    data.add_argument("--skip-missing", action="store_true",
+                      help="skip labelled frames whose label or sequence frames are missing, "
+                           "with a warning (default: an error naming the file)")
     data.add_argument("--avg", action="store_true",
                       help="average over every keyframe offset instead of the worst case")
     dev = parser.add_mutually_exclusive_group()
-    dev.add_argument("--gpu", type=int, default=None, metavar="N", help="run on GPU N")
+    dev.add_argument("--gpu", type=nonnegative_int, default=None, metavar="N",
+                     help="run on GPU N")
     dev.add_argument("--cpu", action="store_true",
                      help="run on the CPU (the default when no GPU is present)")
     parser.add_argument("--serial", action="store_true",
                         help="read and write on the main thread (no overlap with the network)")
     parser.add_argument("--mxnet-version", default=None, metavar="NAME",
-                        help="MXNet package to import (default: the --cfg's MXNET_VERSION, "
-                             "else the installed one); see external/mxnet/README.md")
+                        help="MXNet package to import (default: %sthe installed one); see "
+                             "external/mxnet/README.md" % ("the --cfg's MXNET_VERSION, else "
+                                                           if demo else ""))
     parser.add_argument("--allow-extra-params", action="store_true",
                         help="accept checkpoint parameters that the network does not use "
                              "(default: an error naming them)")
@@ -91,20 +103,11 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--int8", default=None, metavar="FOLDER",
                        help="run the keyframe trunk in INT8, calibrated on images of FOLDER "
                             "(e.g. training frames); this changes the accuracy: measure it")
-    speed.add_argument("--int8-frames", type=int, default=8, metavar="N",
+    speed.add_argument("--int8-frames", type=positive_int, default=8, metavar="N",
                        help="calibration images taken evenly from --int8 FOLDER (default 8)")
     speed.add_argument("--int8-scope", choices=("key", "all"), default="key",
                        help="key: the keyframe trunk only (default); all: also the flow "
                             "network and the update branch")
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text}: expected a number > 0")
-        return value
-    return parse
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,26 +126,32 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                             "training run writes (epoch TEST.test_epoch)")
     model.add_argument("--model", default=None, metavar="PREFIX",
                        help="checkpoint prefix: loads PREFIX-%%04d.params (epoch --epoch)")
-    model.add_argument("--epoch", type=int, default=None, help="checkpoint epoch (default 0)")
+    model.add_argument("--epoch", type=nonnegative_int, default=None,
+                       help="checkpoint epoch (default 0)")
     out = parser.add_argument_group("outputs")
     out.add_argument("--output", default=None, metavar="DIR",
                      help="output folder (default output/demo/<method>_<data>_i<interval>); "
-                          "a re-run replaces the demo's own files there")
+                          "a re-run replaces the demo's own files there (recorded in its "
+                          ".accel-run.json), never others; one run at a time (locked)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="write into a non-empty --output that no demo wrote, beside its "
+                          "files (those are never deleted or replaced)")
     out.add_argument("--panels", action="store_true",
                      help="also write side-by-side panels (input | DFF | update | output | "
                           "ground truth) per frame")
     out.add_argument("--save-frames", action="store_true",
                      help="with --video: also write a coloured map per frame")
     out.add_argument("--no-video", action="store_true", help="do not write the mp4")
-    out.add_argument("--fps", type=_positive(float), default=None,
+    out.add_argument("--fps", type=positive_float, default=None,
                      help="frame rate of the mp4 (default: the source's)")
-    out.add_argument("--tile-height", type=_positive(int), default=None,
+    out.add_argument("--tile-height", type=positive_int, default=None,
                      help="height of each panel tile in pixels (default: the frame's, at "
                           "most 360)")
     out.add_argument("--consistency", action="store_true",
                      help="measure temporal consistency of consecutive predictions "
                           "(accel.core.consistency)")
     add_live_arguments(parser)
+    add_debug_flag(parser)
 
 
 def speed_options(args: argparse.Namespace, data: DemoData, runtime: Runtime) -> Dict[str, Any]:
@@ -208,71 +217,92 @@ def default_output_dir(slug: str, data: DemoData, interval: int, video: Optional
     return os.path.join("output", "demo", f"{slug}_{source}_i{interval}{'_avg' if avg else ''}")
 
 
-def prepare_output_dir(out_dir: str) -> str:
-    """Create `out_dir`, removing a previous demo's own files there (and nothing else)."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise NotADirectoryError(f"--output {out_dir}: is a file; expected a folder")
-    os.makedirs(out_dir, exist_ok=True)
-    old = [n for n in DEMO_OUTPUTS if os.path.exists(os.path.join(out_dir, n))]
-    for name in old:
-        path = os.path.join(out_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    if old:
-        logger.info("%s: replaced the previous demo's %s", out_dir, ", ".join(old))
-    return out_dir
+def _first_step_starts(step, output):
+    """`step`, which starts `output` (removing the previous run's files) once the first
+    frame has gone through the network: every input, the model included, is checked by
+    then (issue #25.1)."""
+    def first(data):
+        result = step(data)
+        output.start()
+        wrapped.step = step
+        return result
+
+    def wrapped(data):
+        return wrapped.step(data)
+    wrapped.step = first
+    return wrapped
 
 
 def run_demo(args: argparse.Namespace, data: DemoData, segmenter, interval: int, method: str,
              branches: bool, out_dir: str, info: Dict[str, Any]) -> Dict[str, Any]:
     """Run a demo on the labelled split (or --video) and write every output to `out_dir`.
 
-    Writes metrics.json, timing.md, results.md (evaluation), maps/, panels/ (--panels) and
-    video.mp4; returns the metrics dict. `info` (model, method, ...) is stored in
-    metrics.json.
+    Writes timing.md, results.md (evaluation), maps/, panels/ (--panels), video.mp4 and,
+    last, metrics.json; returns the metrics dict. `info` (model, method, ...) is stored in
+    metrics.json. Everything is checked before `out_dir` is touched; the folder is locked
+    while the demo writes, and marked INCOMPLETE until it ends (accel.utils.outputs).
     """
     if interval < 1:
         raise ValueError(f"--interval must be >= 1, got {interval}")
+    check_output_flags(args)
+    output = demo_output(out_dir, getattr(args, "overwrite", False))
+    output.check()
     if live_requested(args):  # a camera, device or stream URL, or --realtime: accel.live
         return live_demo(args, data, segmenter, interval, method, branches, out_dir, info,
-                         prepare_output_dir)
+                         output)
     video_src = (VideoFrames(args.video, max_frames=args.num_ex or None,
                              allow_partial=args.allow_partial) if args.video else None)
-    prepare_output_dir(out_dir)
+    if video_src is None:
+        dataset = open_dataset(data)
+        num_ex = 10 if args.num_ex is None else args.num_ex
+        snippets = select_snippets(dataset.test_snippets(interval, avg=args.avg), num_ex)
+    first = source_image_size(video_src, None if video_src is not None
+                              else snippets[0].frames[0] if snippets else None)
+    # info["path"]: Accel/DFF's fast CPU path or the official graphs; none for DeepLab.
+    check_demo_sizes(args, data, first, {"fast": "accel", "reference": "accel-reference"}
+                     .get(info.get("path"), "deeplab"))
     fps = args.fps or (video_src.fps if video_src is not None and video_src.fps > 0
                        else data.fps)
-    writer = PredictionWriter(
-        out_dir, data.palette, data.class_names, method, branches=branches and args.panels,
-        save_maps=video_src is None or args.save_frames, save_panels=args.panels,
-        video=None if args.no_video else os.path.join(out_dir, "video.mp4"), fps=fps,
-        tile_height=args.tile_height)
-    threaded = not args.serial
-    try:
-        if video_src is not None:
-            results = segment_video(video_src, segmenter.step, segmenter.reset,
-                                    data.pixel_means, data.scales, data.stride, interval,
-                                    writer, args.consistency, threaded=threaded,
-                                    total=len(video_src))
-            results["source"] = args.video
-        else:
-            dataset = open_dataset(data)
-            num_ex = 10 if args.num_ex is None else args.num_ex
-            snippets = select_snippets(dataset.test_snippets(interval, avg=args.avg), num_ex)
-            results = evaluate_snippets(dataset, snippets, segmenter.step, segmenter.reset,
-                                        method, interval, writer, args.consistency,
-                                        threaded=threaded)
-            results["source"] = f"{data.name} {data.split} ({data.root})"
-            results["protocol"] = "average over offsets" if args.avg else "worst case"
-    except BaseException:
-        writer.abort()
-        raise
-    results["outputs"] = writer.close()
-    results.update(info, method=method, interval=interval, scales=data.scales,
-                   stride=data.stride)
-    write_json(os.path.join(out_dir, "metrics.json"), results)
+    with output:
+        writer = PredictionWriter(
+            out_dir, data.palette, data.class_names, method,
+            branches=branches and args.panels, save_maps=video_src is None or args.save_frames,
+            save_panels=args.panels,
+            video=None if args.no_video else os.path.join(out_dir, "video.mp4"), fps=fps,
+            tile_height=args.tile_height)
+        step = _first_step_starts(segmenter.step, output)
+        try:
+            if video_src is not None:
+                results = segment_video(video_src, step, segmenter.reset,
+                                        data.pixel_means, data.scales, data.stride, interval,
+                                        writer, args.consistency, threaded=not args.serial,
+                                        total=len(video_src))
+                results["source"] = args.video
+            else:
+                results = evaluate_snippets(dataset, snippets, step, segmenter.reset,
+                                            method, interval, writer, args.consistency,
+                                            threaded=not args.serial)
+                results["source"] = f"{data.name} {data.split} ({data.root})"
+                results["protocol"] = "average over offsets" if args.avg else "worst case"
+        except BaseException:
+            writer.abort()
+            raise
+        results["outputs"] = writer.close()
+        results.update(info, method=method, interval=interval, scales=data.scales,
+                       stride=data.stride)
+        text = _write_tables(out_dir, results, method, interval, video_src is None)
+        write_json(os.path.join(out_dir, "metrics.json"), results)   # last: the run is done
+    logger.info("results in %s\n%s", out_dir, text)
+    return results
+
+
+def _write_tables(out_dir: str, results: Dict[str, Any], method: str, interval: int,
+                  labelled: bool) -> str:
+    """timing.md and results.md; returns the text of results.md."""
     table = timing_table(results["timing"])
     write_text(os.path.join(out_dir, "timing.md"), table)
     text = f"## {method}, interval {interval}: {results['source']}\n\n"
-    if video_src is None:
+    if labelled:
         text += metrics_table(results) + "\n\n"
     sched = results["schedule"]
     text += ("Keyframes: %d of %d frames (rate %.3f), longest run of keyframes %d\n\n"
@@ -284,8 +314,7 @@ def run_demo(args: argparse.Namespace, data: DemoData, segmenter, interval: int,
                  % (format_pct(c["consistency"]), format_pct(c["raw_agreement"]), c["pairs"]))
     text += table
     write_text(os.path.join(out_dir, "results.md"), text)
-    logger.info("results in %s\n%s", out_dir, text)
-    return results
+    return text
 
 
 # ----------------------------------------------------------------------------- demos
@@ -295,7 +324,7 @@ def accel_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--version", choices=list(ACCEL_VERSIONS), default=None,
                         help="Accel version (update branch), or dff for Deep Feature Flow "
                              "(default: the --cfg's symbol, else 18)")
-    parser.add_argument("-i", "--interval", type=int, default=None,
+    parser.add_argument("-i", "--interval", type=positive_int, default=None,
                         help="keyframe interval; 1 = DeepLab-101 on every frame (default: the "
                              "--cfg's TEST.KEY_INTERVAL, else 1 as the original)")
     add_demo_arguments(parser)
@@ -311,23 +340,23 @@ def add_keyframe_arguments(parser: argparse.ArgumentParser) -> None:
     key.add_argument("--keyframe-policy", choices=sorted(POLICIES), default="fixed",
                      help="fixed: every --interval frames (default, the original); adaptive "
                           "policies decide after each frame from its flow or branch scores")
-    key.add_argument("--threshold", type=float, default=None,
+    key.add_argument("--threshold", type=finite_float, default=None,
                      help="an adaptive policy's threshold (a keyframe when its signal "
                           "exceeds it)")
-    key.add_argument("--keyframe-rate", type=_positive(float), default=None, metavar="R",
+    key.add_argument("--keyframe-rate", type=fraction, default=None, metavar="R",
                      help="target keyframe rate: sets the adaptive policy's gaps (from "
                           "1/(2R) to 2/R frames) and, without --threshold, the threshold "
                           "that gives R on streams of the data set's training split (budget "
                           "mode; recorded in metrics.json)")
-    key.add_argument("--calibration-split", default="train",
+    key.add_argument("--calibration-split", default=None,
                      help="budget mode: the split whose streams set the threshold (default "
                           "train; never the split segmented)")
-    key.add_argument("--calibration-pairs", type=_positive(int), default=40,
-                     help="budget mode: consecutive pairs of that split behind the "
-                          "calibration streams (default 40)")
-    key.add_argument("--min-gap", type=_positive(int), default=None,
+    key.add_argument("--calibration-pairs", type=positive_int, default=None,
+                     help="budget mode: distinct consecutive pairs of that split behind the "
+                          "calibration streams (default 40; at most those the split has)")
+    key.add_argument("--min-gap", type=positive_int, default=None,
                      help="at least this many frames from one keyframe to the next")
-    key.add_argument("--max-gap", type=_positive(int), default=None,
+    key.add_argument("--max-gap", type=positive_int, default=None,
                      help="at most this many frames from one keyframe to the next")
 
 
@@ -335,6 +364,7 @@ def keyframe_policy(args: argparse.Namespace, interval: int, budget=None):
     """(the policy of the flags, its budget-mode calibration or None); the policy is None
     for the fixed interval (the segmenter's own). `budget(name, rate, min_gap, max_gap)`
     calibrates a threshold when --keyframe-rate comes without --threshold."""
+    check_keyframe_flags(args)
     if args.keyframe_policy == "fixed":
         if args.threshold is not None:
             raise ValueError("--threshold is for an adaptive --keyframe-policy, not 'fixed'")
@@ -353,12 +383,14 @@ def _budget(args: argparse.Namespace, data: DemoData, network, arg_params, aux_p
     """Budget mode of the demo: calibrate on --calibration-split of the demo's data set."""
     def budget(name, rate, min_gap, max_gap):
         from accel.cli.keyframes import CALIBRATION_STEPS, budget_policy
-        if args.calibration_split == data.split and not args.video:
+        split = args.calibration_split or CALIBRATION_DEFAULTS["calibration_split"]
+        if split == data.split and not args.video:
             raise ValueError(f"--calibration-split {data.split}: the threshold must not be "
                              f"set on the split segmented")
-        train = open_dataset(replace(data, split=args.calibration_split, label_root=None))
+        train = open_dataset(replace(data, split=split, label_root=None))
         return budget_policy(name, rate, network, arg_params, aux_params, train,
-                             CALIBRATION_STEPS.get(data.name, 1), args.calibration_pairs,
+                             CALIBRATION_STEPS.get(data.name, 1),
+                             args.calibration_pairs or CALIBRATION_DEFAULTS["calibration_pairs"],
                              source=source, allow_extra=allow_extra,
                              min_gap=min_gap, max_gap=max_gap, options=options)
     return budget
@@ -441,6 +473,9 @@ def deeplab_demo(argv: Optional[Sequence[str]] = None, description: str = "") ->
     prefix, epoch, origin = choose_model(args, cfg, cfg_path, row, DEEPLAB_TRAIN_RUNNER)
     arg_params, aux_params = load_model(prefix, epoch, origin)
     source = params_path(prefix, epoch)
+    arg_params, aux_params = frame_network_params(  # --allow-extra-params (issue #25.12)
+        symbol, data.num_classes, arg_params, aux_params, source, args.allow_extra_params,
+        row.method)
     from accel.core.inference import FrameSegmenter
     runtime = runtime_from_args(args, cfg)
     segmenter = FrameSegmenter(data.num_classes, arg_params, aux_params, source=source,

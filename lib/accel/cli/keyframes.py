@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from accel.cli.calibration import CalibrationStreams, calibration_streams, check_record_memory
 from accel.core.budget import ObservingSegmenter, ReferenceHead, calibrate_for_rate
 from accel.core.keyframes import POLICIES, KeyframePolicy, default_gaps, make_policy
 from accel.core.tester import LoadedFrame, prepare_frame
@@ -28,7 +29,8 @@ from accel.utils.plots import line_plot
 
 logger = logging.getLogger("accel.keyframes")
 
-__all__ = ["ADAPTIVE", "CALIBRATION_STEPS", "Candidate", "test_streams", "calibration_streams",
+__all__ = ["ADAPTIVE", "CALIBRATION_STEPS", "Candidate", "test_streams", "CalibrationStreams",
+           "calibration_streams",
            "record_streams", "budget_policy", "prepare_streams", "evaluate", "compare",
            "markdown", "plots"]
 
@@ -63,61 +65,17 @@ def test_streams(video) -> List[List[Any]]:
     return streams
 
 
-def calibration_streams(video, pairs: int = 40, chunk: int = 10, steps: int = 15
-                        ) -> List[List[np.ndarray]]:
-    """Test-rate streams from the training split `video`: `pairs` real consecutive pairs in
-    runs of `chunk`, spread evenly over the segments. With `steps` > 1 each pair (A, B)
-    gives A and the steps-1 frames between: k < steps/2 is A moved forward by k/steps of the
-    DIS flow B -> A, the others B moved back by (steps-k)/steps of it."""
-    from accel.dataset.flow_pairs import dis_flow, shift_along_flow
-    if pairs < 1 or chunk < 1 or steps < 1:
-        raise ValueError(f"calibration needs pairs, chunk and steps >= 1, got {pairs}, "
-                         f"{chunk}, {steps}")
-    means, scales, stride = video.pixel_means, video.scales, video.stride
-    chunk = min(chunk, pairs)                  # fewer pairs than a run: one shorter run
-    segments = sorted({it.segment for it in video.all_items})
-    longest = max((len(s) for s in segments), default=0)
-    if longest < 2:
-        raise ValueError(f"the training split {video.root} ({video.split}) has no segment of "
-                         f"2 or more frames to calibrate keyframe thresholds on")
-    if longest <= chunk:
-        logger.warning("calibration: the longest training segment has %d frames; runs of %d "
-                       "pairs instead of %d", longest, longest - 1, chunk)
-        chunk = longest - 1
-    windows = [(s, i) for s in segments for i in range(0, len(s) - chunk)]
-    runs = max(1, pairs // chunk)
-    picks = [windows[int(j)] for j in np.linspace(0, len(windows) - 1, runs).round()]
-    half = (steps - 1) // 2
-
-    def tensor(img):
-        return imutil.pad_to_stride(imutil.image_to_tensor(img, means), stride, 0.0)
-
-    streams = []
-    for segment, start in picks:
-        frames = [prepare_frame(imutil.read_image(p), means, scales, stride).image
-                  for p in segment[start:start + chunk + 1]]
-        stream = []
-        for a, b in zip(frames, frames[1:]):
-            flow = dis_flow(b, a) if steps > 1 else None     # b(x) ~ a(x + flow(x))
-            for k in range(steps):
-                f = k / steps
-                img = a if k == 0 else (shift_along_flow(a, f * flow) if k <= half
-                                        else shift_along_flow(b, -(1 - f) * flow))
-                stream.append(tensor(img))
-        stream.append(tensor(frames[-1]))
-        streams.append(stream)
-    logger.info("calibration: %d %s streams of %d frames from %d real training pairs",
-                len(streams), "synthetic" if steps > 1 else "real", len(streams[0]),
-                runs * chunk)
-    return streams
-
-
 def record_streams(observer: ObservingSegmenter, streams: Sequence[Sequence[np.ndarray]]):
     """observer.record over every calibration stream (the network passes, done once)."""
     t0 = time.perf_counter()
-    records = [observer.record(frames) for frames in streams]
-    logger.info("recorded %d calibration frames in %.0f s", sum(map(len, streams)),
-                time.perf_counter() - t0)
+    records, frames = [], 0
+    total = streams.frames() if isinstance(streams, CalibrationStreams) else None
+    for stream in streams:
+        records.append(observer.record(stream))
+        frames += len(stream)
+        if len(records) == 1 and total is not None:
+            check_record_memory(records[0], len(stream), total)
+    logger.info("recorded %d calibration frames in %.0f s", frames, time.perf_counter() - t0)
     return records
 
 
@@ -143,8 +101,7 @@ def budget_policy(name: str, rate: float, network, arg_params, aux_params, train
                                      min_gap=min_gap, max_gap=max_gap)
     cal = {"threshold": cal["threshold"], "train_rate": cal["rate"],
            "evaluations": cal["evaluations"],
-           "calibration": f"{train_video.root} ({train_video.split}): {len(streams)} streams "
-                          f"of {len(streams[0])} frames"}
+           "calibration": streams.describe()}
     logger.info("budget mode: %s at rate %.3f -> threshold %.4g (rate %.3f on the training "
                 "streams)", name, rate, cal["threshold"], cal["train_rate"])
     return policy, cal
@@ -222,9 +179,14 @@ def evaluate(observer: ObservingSegmenter, streams: Sequence[Sequence[LoadedFram
 
 def warm_up(observer: ObservingSegmenter, streams: Sequence[Sequence[LoadedFrame]]) -> None:
     """Bind and run both graphs once (a keyframe and a non-key frame), then reset."""
+    stream = next((s for s in streams if len(s) >= 2), None)
+    if stream is None:
+        raise ValueError(f"the test frames hold no stream of 2 or more frames ({len(streams)} "
+                         f"stream(s) of {max(map(len, streams), default=0)} frame(s)): "
+                         f"keyframe schedules need consecutive frames")
     observer.reset()
-    observer.step(streams[0][0].data, True, 0, 0)
-    observer.step(streams[0][1].data, False, 1, 1)
+    observer.step(stream[0].data, True, 0, 0)
+    observer.step(stream[1].data, False, 1, 1)
     observer.reset()
 
 

@@ -1,6 +1,7 @@
 """The table script's command line: every version at several keyframe intervals, the
 paper's table beside ours (experiments/dff_deeplab/reproduce_tables.py)."""
 import argparse
+import json
 import logging
 import os
 import time
@@ -8,8 +9,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence
 
 from accel.cli import keyframes, repo_path
+from accel.cli.checks import check_demo_sizes, source_image_size
 from accel.cli.demo import (add_data_arguments, add_speed_arguments, demo_data, load_model,
                             open_dataset, speed_options)
+from accel.cli.flags import add_debug_flag, nonnegative_int, number, positive_int
 from accel.cli.runtime import add_runtime_arguments, runtime_from_args
 from accel.core.inference import VideoSegmenter
 from accel.cli.keyframes import ADAPTIVE
@@ -18,9 +21,16 @@ from accel.networks import accel_network
 from accel.symbols.versions import ACCEL_SOURCE, ACCEL_VERSIONS, PAPER_ROWS, REFERENCE, get_version
 from accel.utils.checkpoint import list_checkpoints, params_path
 from accel.utils.io import write_json, write_text
+from accel.utils.outputs import RunOutput, read_results
 from accel.utils.plots import line_plot
 
 logger = logging.getLogger("accel.tables")
+
+# What the table script writes into --output (tables.json last: the run is complete).
+TABLE_OUTPUTS = ("tables.md", "tables.json") + tuple(
+    f"{prefix}miou_vs_{x}.{ext}" for prefix, xs in (("", ("interval", "time")),
+                                                   ("keyframes_", ("rate", "time")))
+    for x in xs for ext in ("png", "svg"))
 
 
 def _run_version(row) -> Optional[str]:
@@ -33,34 +43,81 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--versions", nargs="+", choices=list(ACCEL_VERSIONS),
                         default=["dff", "18", "34", "50", "101"], help="networks to run")
-    parser.add_argument("--intervals", nargs="+", type=int, default=[1, 2, 3, 4, 5],
+    parser.add_argument("--intervals", nargs="+", type=positive_int, default=[1, 2, 3, 4, 5],
                         help="keyframe intervals (1 = DeepLab-101 frame by frame)")
-    parser.add_argument("--main-interval", type=int, default=None,
-                        help="interval of the README-style table (default 5 if run, else "
-                             "the largest)")
+    parser.add_argument("--main-interval", type=positive_int, default=None,
+                        help="interval of the README-style table, one of --intervals (default "
+                             "5 if run, else the largest)")
     parser.add_argument("--model", action="append", default=[], metavar="VERSION=PREFIX",
                         help="checkpoint prefix of a version (repeatable)")
-    parser.add_argument("--epoch", type=int, default=0, help="epoch of every checkpoint")
+    parser.add_argument("--epoch", type=nonnegative_int, default=0,
+                        help="epoch of every checkpoint")
     parser.add_argument("--reference", choices=list(ACCEL_VERSIONS), default=None,
                         help="whose keyframe network gives the DeepLab-101 row (default: the "
                              "first version run)")
-    parser.add_argument("--output", default="output/tables", help="output folder")
+    parser.add_argument("--output", default="output/tables",
+                        help="output folder; a re-run replaces the files the previous run "
+                             "recorded there, never others; one run at a time (locked)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty --output that this script did not write, "
+                             "beside its files (those are never deleted or replaced)")
+    parser.add_argument("--from", dest="from_run", default=None, metavar="DIR",
+                        help="no networks: re-make tables.md and the plots from DIR/tables.json"
+                             " of a finished run (e.g. at another --main-interval); a partial "
+                             "run is refused")
     key = parser.add_argument_group(
         "adaptive keyframes", "rows of fixed against adaptive schedules at the same keyframe "
         "rate, on the continuous test stream (accel.cli.keyframes; README, Keyframe policies)")
     key.add_argument("--keyframe-policies", nargs="+", default=[], choices=list(ADAPTIVE),
                      metavar="POLICY", help=f"adaptive policies to add ({', '.join(ADAPTIVE)}); "
                      "each version runs those it supports")
-    key.add_argument("--keyframe-rates", nargs="+", type=int, default=None, metavar="I",
+    key.add_argument("--keyframe-rates", nargs="+", type=number(int, low=2), default=None,
+                     metavar="I",
                      help="target rates 1/I of the adaptive rows (default: --intervals > 1)")
-    key.add_argument("--calibration-split", default="train",
-                     help="split whose streams set each threshold (never the one reported)")
-    key.add_argument("--calibration-pairs", type=int, default=40,
-                     help="consecutive training pairs behind the calibration streams")
-    add_data_arguments(parser)
+    key.add_argument("--calibration-split", default=None,
+                     help="split whose streams set each threshold (default train; never the "
+                          "one reported)")
+    key.add_argument("--calibration-pairs", type=positive_int, default=None,
+                     help="distinct consecutive training pairs behind the calibration streams "
+                          "(default 40; at most those the split has)")
+    add_data_arguments(parser, demo=False)
     add_speed_arguments(parser)
     add_runtime_arguments(parser)
+    add_debug_flag(parser)
     return parser
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse, before anything runs, flags that contradict each other or would do nothing."""
+    if args.main_interval is not None and args.from_run is None \
+            and args.main_interval not in args.intervals:
+        raise ValueError(f"--main-interval {args.main_interval}: not one of --intervals "
+                         f"{' '.join(map(str, args.intervals))}; the table at that interval "
+                         f"would have no runs (add it to --intervals)")
+    if not args.keyframe_policies:
+        unused = [f"--{name.replace('_', '-')}" for name in ("keyframe_rates",
+                                                             "calibration_split",
+                                                             "calibration_pairs")
+                  if getattr(args, name) is not None]
+        if unused:
+            raise ValueError(f"{', '.join(unused)}: only used by the adaptive rows; add "
+                             f"--keyframe-policies POLICY ... or leave them out")
+
+
+def _legacy_tables(folder: str) -> bool:
+    """A table folder written before manifests: its tables.json is the script's."""
+    try:
+        with open(os.path.join(folder, "tables.json"), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"settings", "runs"} <= set(data)
+
+
+def table_output(folder: str, overwrite: bool = False) -> RunOutput:
+    """The table script's --output folder (accel.utils.outputs; tables.json written last)."""
+    return RunOutput(folder, "reproduce_tables", TABLE_OUTPUTS, overwrite=overwrite,
+                     legacy=_legacy_tables, results="tables.json")
 
 
 def model_prefixes(args: argparse.Namespace, versions: Sequence[str]) -> Dict[str, str]:
@@ -87,6 +144,8 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
     if any(i < 1 for i in args.intervals):
         raise ValueError(f"--intervals must all be >= 1, got {args.intervals}")
     versions = list(dict.fromkeys(args.versions))
+    args.calibration_split = args.calibration_split or "train"
+    args.calibration_pairs = args.calibration_pairs or 40
     reference = args.reference or versions[0]
     need = list(dict.fromkeys(versions + ([reference] if 1 in args.intervals else [])))
     # DFF last: its adaptive rows reuse the recordings of an Accel version on its checkpoint
@@ -94,6 +153,9 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
     prefixes = model_prefixes(args, need)
     data = demo_data(args)
     dataset = open_dataset(data)
+    # Frames too large for the memory: refused before a model is loaded (issue #25.6).
+    check_demo_sizes(args, data, source_image_size(frame_path=dataset.all_items[0].segment[0]),
+                     "accel-reference" if args.reference_path else "accel")
     runtime = runtime_from_args(args)
     speed = speed_options(args, data, runtime)
     fast = speed.pop("fast")
@@ -178,8 +240,7 @@ def _adaptive_setup(args: argparse.Namespace, data, dataset, versions) -> _Adapt
                "model": ", ".join(versions), "versions": {},
                "test": f"{data.root} ({data.split}): {len(streams)} stream(s), "
                        f"{sum(map(len, streams))} frames",
-               "calibration": {"what": f"{train.root} ({args.calibration_split}): {len(cal)} "
-                                       f"streams of {len(cal[0])} frames"}}
+               "calibration": {"what": cal.describe()}}
     return _AdaptiveRows(rates, streams, cal, summary)
 
 
@@ -272,20 +333,35 @@ def plots(results: Dict[str, Any], out_dir: str) -> List[str]:
 
 
 def tables(argv: Optional[Sequence[str]], description: str = "") -> Dict[str, Any]:
-    """Run everything and write tables.md, tables.json and the plots."""
+    """Run everything (or read --from DIR) and write tables.md, the plots and, last,
+    tables.json into --output (accel.utils.outputs: checked first, locked while written,
+    INCOMPLETE until done)."""
     args = build_parser(description).parse_args(argv)
-    results = run_all(args)
-    intervals = sorted({r["interval"] for r in results["runs"]})
-    main_interval = args.main_interval or (5 if 5 in intervals else max(intervals))
-    os.makedirs(args.output, exist_ok=True)
-    text = markdown(results, main_interval)
-    if "keyframes" in results:
-        text += "\n\n" + keyframes.markdown(results["keyframes"],
-                                            "## Fixed vs adaptive keyframes (continuous stream)")
-    write_text(os.path.join(args.output, "tables.md"), text)
-    write_json(os.path.join(args.output, "tables.json"), results)
-    results["plots"] = plots(results, args.output)
-    if "keyframes" in results:
-        results["plots"] += keyframes.plots(results["keyframes"], args.output, "keyframes_")
+    check_flags(args)
+    output = table_output(args.output, args.overwrite)
+    output.check()
+    if args.from_run is not None:
+        results = read_results(args.from_run, "--from")
+        intervals = sorted({r["interval"] for r in results["runs"]})
+        if args.main_interval is not None and args.main_interval not in intervals:
+            raise ValueError(f"--main-interval {args.main_interval}: {args.from_run} has runs "
+                             f"at intervals {' '.join(map(str, intervals))} only")
+    with output:
+        if args.from_run is None:
+            results = run_all(args)
+        output.start()
+        intervals = sorted({r["interval"] for r in results["runs"]})
+        main_interval = args.main_interval or (5 if 5 in intervals else max(intervals))
+        text = markdown(results, main_interval)
+        if "keyframes" in results:
+            text += "\n\n" + keyframes.markdown(
+                results["keyframes"], "## Fixed vs adaptive keyframes (continuous stream)")
+        write_text(os.path.join(args.output, "tables.md"), text)
+        results.pop("plots", None)
+        drawn = plots(results, args.output)
+        if "keyframes" in results:
+            drawn += keyframes.plots(results["keyframes"], args.output, "keyframes_")
+        write_json(os.path.join(args.output, "tables.json"), results)   # last: complete
+    results["plots"] = drawn
     logger.info("tables in %s\n%s", args.output, text)
     return results

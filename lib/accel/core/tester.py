@@ -42,6 +42,7 @@ class LoadedFrame:
     image: np.ndarray            # (h, w, 3) uint8 BGR at network scale, unpadded
     data: np.ndarray             # (1, 3, H, W) float32, padded to the stride
     label: Optional[np.ndarray]  # (H0, W0) uint8 train ids at the label's own size
+    source_hw: Optional[Tuple[int, int]] = None   # the image's size as read
 
 
 def prepare_frame(image: np.ndarray, pixel_means: Sequence[float], scales: Sequence[int],
@@ -50,7 +51,24 @@ def prepare_frame(image: np.ndarray, pixel_means: Sequence[float], scales: Seque
     h, w, _ = imutil.scaled_size(image.shape[0], image.shape[1], scales)
     small = imutil.resize_image(image, (h, w))
     data = imutil.pad_to_stride(imutil.image_to_tensor(small, pixel_means), stride, 0.0)
-    return LoadedFrame(small, data, None)
+    return LoadedFrame(small, data, None, tuple(image.shape[:2]))
+
+
+def _step_named(step: "Step", frame: LoadedFrame, where: str,
+                previous: Optional[Tuple[int, ...]]) -> FrameResult:
+    """step(frame.data); a ValueError on a frame whose network input differs from the
+    previous frame's says which frame, its size and both shapes (issue #25.17)."""
+    try:
+        return step(frame.data)
+    except ValueError as err:
+        shape = tuple(frame.data.shape)
+        if previous is None or shape == tuple(previous):
+            raise
+        size = (f" ({frame.source_hw[1]}x{frame.source_hw[0]} pixels)"
+                if frame.source_hw else "")
+        raise ValueError(f"{where}{size}: network input {shape}, but the frames before it "
+                         f"gave {tuple(previous)} ({err}); give every frame of a stream one "
+                         f"size") from None
 
 
 def prediction_at(pred: np.ndarray, size_hw: Tuple[int, int],
@@ -125,6 +143,7 @@ def evaluate_snippets(dataset, snippets: Sequence, step: Step,
 
     per_distance: Dict[int, SegmentationEvaluator] = {}
     flags: List[bool] = []
+    previous: Optional[Tuple[int, ...]] = None
     timing = TimingRecorder(warmup)
     cons = TemporalConsistency() if consistency else None
     progress = Progress(len(jobs), desc, every=max(1, len(jobs) // 10), logger=logger,
@@ -135,7 +154,9 @@ def evaluate_snippets(dataset, snippets: Sequence, step: Step,
             snip = snippets[si]
             if fi == 0 and reset is not None:
                 reset()
-            result = step(frame.data)
+            result = _step_named(step, frame, f"frame {snip.frames[fi]}",
+                                 None if fi == 0 else previous)
+            previous = frame.data.shape
             index = timing.frame(result.is_key, result.network_s, load_s)
             flags.append(result.is_key)
             progress.update()
@@ -218,8 +239,10 @@ def segment_video(frames: Iterable[np.ndarray], step: Step,
 
     with progress, BackgroundWorker(threaded=threaded) as worker, \
             Prefetcher(frames, load, depth, threaded) as stream:
+        previous: Optional[Tuple[int, ...]] = None
         for _, frame, load_s in stream:
-            result = step(frame.data)
+            result = _step_named(step, frame, f"frame {count}", previous)
+            previous = frame.data.shape
             index = timing.frame(result.is_key, result.network_s, load_s)
             flags.append(result.is_key)
             if cons is not None:

@@ -16,7 +16,8 @@ an error naming the file and the previous, intact checkpoint. The sample order a
 are functions of (seed, epoch, position) and the learning rate a function of the update
 count, so a run resumed from epoch e ends with exactly the parameters of an uninterrupted
 run. A run never starts over an existing run of the same prefix unless told to resume or
-to overwrite it (prepare_run_folder).
+to overwrite it (prepare_run_folder). The first NaN or infinite loss or weight stops the
+run before anything non-finite is saved (accel.core.divergence).
 """
 import contextlib
 import json
@@ -30,6 +31,7 @@ import mxnet as mx
 import numpy as np
 
 from accel.config import parse_gpus, parse_lr_steps
+from accel.core.divergence import check_loss, check_weights
 from accel.core.pretrained import frozen_names
 from accel.dataset.loader import PrefetchLoader
 from accel.utils import paths
@@ -391,6 +393,8 @@ def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParam
                 for k, exe in enumerate(executors):
                     updater(i * ndev + k, grads[k], exe.arg_dict[n])
             loss = np.mean([meter.add(exe) for exe in executors])
+            check_loss(float(loss), epoch, nbatch + 1, batches_per_epoch,
+                       optimizer.lr_scheduler(optimizer.num_update), prefix)
             epoch_losses.append(float(loss))
             done += 1
             if (nbatch + 1) % cfg.default.frequent == 0 or nbatch + 1 == batches_per_epoch:
@@ -405,6 +409,8 @@ def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParam
         result.losses += epoch_losses
         result.epoch_losses[epoch + 1] = float(np.mean(epoch_losses))
         result.end_epoch = epoch + 1
+        check_weights(executors[0].arg_dict, trainable, epoch, batches_per_epoch,
+                      optimizer.lr_scheduler(optimizer.num_update), prefix)
         if rank == 0:
             _save(prefix, epoch + 1, executors[0], input_shapes,
                   _states_to_save(updater, trainable, ndev),

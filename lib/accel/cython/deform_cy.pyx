@@ -4,6 +4,8 @@
 Same sampling as MXNet's DeformableConvolution (Dai et al. 2017, DCN v1): tap (i, j) of output
 pixel (y, x) reads the input at (y*s - p + i*d + dy, x*s - p + j*d + dx) bilinearly; a position
 outside [0, H) x [0, W) gives 0, and one past the last row or column is clamped onto it.
+A NaN or infinite offset or flow samples nothing (0), as a position outside the map: it is
+never cast to an index (a diverged network gives NaN offsets; issue #25.9).
 The bilinear weights depend only on (deformable group, tap, pixel), so they are computed once
 and shared by the group's channels; the convolution is then one matrix product.
 """
@@ -38,7 +40,8 @@ def sampling_table(const f32[:, :, ::1] offset, int height, int width, int kh, i
             x = p % wout
             h_im = y * stride - pad + (k // kw) * dilate + offset[(g // kk) * 2 * kk + 2 * k, y, x]
             w_im = x * stride - pad + (k % kw) * dilate + offset[(g // kk) * 2 * kk + 2 * k + 1, y, x]
-            if h_im < 0 or w_im < 0 or h_im >= height or w_im >= width:
+            # Written so that NaN fails the test (every comparison with NaN is false).
+            if not (h_im >= 0 and w_im >= 0 and h_im < height and w_im < width):
                 continue
             y0 = <int>floor(h_im)
             x0 = <int>floor(w_im)
@@ -108,6 +111,9 @@ def warp_table(const f32[:, :, ::1] flow):
         x = p % width
         ys = y + flow[1, y, x]
         xs = x + flow[0, y, x]
+        # Every corner outside the map (and NaN, inf: never cast to an index): weight 0.
+        if not (ys > -1 and xs > -1 and ys < height and xs < width):
+            continue
         y0 = <int>floor(ys)
         x0 = <int>floor(xs)
         ly = ys - y0

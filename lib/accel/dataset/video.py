@@ -47,6 +47,8 @@ class VideoFrames:
         self.allow_partial = bool(allow_partial)
         self.decoded: Optional[int] = None  # frames the last full iteration decoded
         self.frames = list_frames(path) if os.path.isdir(path) else None
+        if self.frames is None and path.lower().endswith(IMAGE_EXTENSIONS):
+            self.frames = [path]           # one image: a video of one frame
         self.fps = 0.0
         if self.frames is None:
             cap = cv2.VideoCapture(path)
@@ -56,7 +58,8 @@ class VideoFrames:
                     raise ValueError(f"video file unreadable (OpenCV could not open or decode "
                                      f"it): {path}")
                 self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-                self._count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+                # Some containers and streams do not know their length (-1 or 0).
+                self._count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
             finally:
                 cap.release()
         logger.info("video %s: %s frames%s", path, len(self) if self.frames is not None

@@ -1,6 +1,6 @@
-"""The demos' live mode: its flags (`add_live_arguments`, added to both demos' parsers), when
-it applies (`live_requested`), and `live_demo`, which opens the source and the outputs from
-the flags and runs accel.live.loop.run_live (docs/live.md).
+"""The demos' live input: its flags (`add_live_arguments`), whether a command line asks for
+it (`live_requested`), and `live_demo`, which opens the source and the outputs from the
+flags and runs accel.live.loop.run_live (docs/live.md).
 
 `--video` takes a camera index, a device path or a stream URL (real time by default), or a
 file / frame folder (`--realtime`: paced at its frame rate, as a camera would send it).
@@ -8,8 +8,9 @@ file / frame folder (`--realtime`: paced at its frame rate, as a camera would se
 import argparse
 import logging
 import os
-from typing import Any, Callable, Dict
+from typing import Any, Dict
 
+from accel.cli.flags import number, positive_float, positive_int
 from accel.core.tester import prepare_frame
 from accel.core.timing import format_ms, timing_table
 from accel.dataset import VideoFrames
@@ -17,7 +18,7 @@ from accel.live.loop import LiveOptions, run_live
 from accel.live.outputs import LiveOutputs, check_show
 from accel.live.server import MjpegServer
 from accel.live.sources import CaptureSource, PacedFrames, is_live_source
-from accel.utils.io import write_text
+from accel.utils.io import write_json, write_text
 from accel.utils.visualize import PredictionWriter
 
 logger = logging.getLogger("accel.live")
@@ -29,22 +30,6 @@ LIVE_ONLY = {"queue_size": 1, "read_timeout": 10.0, "max_gap_seconds": None, "du
              "max_frames": None, "show": False, "serve": None, "bind": "127.0.0.1"}
 
 
-def _above_zero(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text}: expected a number > 0")
-        return value
-    return parse
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text}: expected a port in 0..65535 (0: any free)")
-    return value
-
-
 def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     """Live input: real time, keyframes in time, bounds of a run, the window and browser view."""
     live = parser.add_argument_group("live input (--video CAMERA | DEVICE | URL; docs/live.md)")
@@ -52,22 +37,22 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
                       help="segment the newest frame whenever the network is free, skipping "
                            "the frames that came meanwhile (default: on for a camera, device "
                            "or URL; off for a file, which --realtime paces at its frame rate)")
-    live.add_argument("--queue-size", type=_above_zero(int), default=1, metavar="N",
+    live.add_argument("--queue-size", type=positive_int, default=1, metavar="N",
                       help="frames the reader keeps for the network (default 1: the newest)")
-    live.add_argument("--read-timeout", type=_above_zero(float), default=10.0,
+    live.add_argument("--read-timeout", type=positive_float, default=10.0,
                       metavar="SECONDS", help="a source that sends nothing for this long "
                                               "ends the run (default 10)")
-    live.add_argument("--max-gap-seconds", type=_above_zero(float), default=None,
+    live.add_argument("--max-gap-seconds", type=positive_float, default=None,
                       metavar="SECONDS", help="at most this long from one keyframe to the "
                                               "next (capture time)")
-    live.add_argument("--duration", type=_above_zero(float), default=None, metavar="SECONDS",
+    live.add_argument("--duration", type=positive_float, default=None, metavar="SECONDS",
                       help="end the run this long after the first map (the network's "
                            "set-up on the first frame excluded)")
-    live.add_argument("--max-frames", type=_above_zero(int), default=None, metavar="N",
+    live.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                       help="end the run after N frames of the source")
     live.add_argument("--show", action="store_true",
                       help="show the segmentation in a window (needs a display)")
-    live.add_argument("--serve", type=_port, default=None, metavar="PORT",
+    live.add_argument("--serve", type=number(int, 0, 65535), default=None, metavar="PORT",
                       help="serve the segmentation as an MJPEG stream for a browser at "
                            "http://127.0.0.1:PORT/")
     live.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
@@ -103,10 +88,11 @@ def _open_source(args: argparse.Namespace, data):
 
 def live_demo(args: argparse.Namespace, data, segmenter, interval: int, method: str,
               branches: bool, out_dir: str, info: Dict[str, Any],
-              prepare_output: Callable[[str], Any]) -> Dict[str, Any]:
+              output) -> Dict[str, Any]:
     """Run the demo on live input (flags of `add_live_arguments`); writes metrics.json,
-    timing.md, results.md and video.mp4 into `out_dir` (made ready by `prepare_output`).
-    `data`: accel.cli.data.DemoData; returns what metrics.json holds."""
+    timing.md, results.md and video.mp4 into `out_dir`, through `output` (an
+    accel.utils.outputs.RunOutput: locked, INCOMPLETE until the run ends, metrics.json
+    last). `data`: accel.cli.data.DemoData; returns what metrics.json holds."""
     if args.num_ex:
         raise ValueError("-e/--num_ex counts frames to segment; bound a live run with "
                          "--max-frames N (frames of the source) or --duration SECONDS")
@@ -118,9 +104,24 @@ def live_demo(args: argparse.Namespace, data, segmenter, interval: int, method: 
         check_show()
     realtime = args.realtime if args.realtime is not None else True
     source = _open_source(args, data)
+    with output:
+        output.start()   # the source is open and every flag checked
+        results = _run(args, data, segmenter, interval, method, branches, out_dir, info,
+                       realtime, source)
+        table = timing_table(results["timing"])
+        write_text(os.path.join(out_dir, "timing.md"), table)
+        text = f"## {method}, live: {args.video}\n\n{summary(results)}\n\n{table}"
+        write_text(os.path.join(out_dir, "results.md"), text)
+        write_json(os.path.join(out_dir, "metrics.json"), results)   # last: the run is done
+    logger.info("results in %s\n%s", out_dir, text)
+    return results
+
+
+def _run(args, data, segmenter, interval: int, method: str, branches: bool, out_dir: str,
+         info: Dict[str, Any], realtime: bool, source) -> Dict[str, Any]:
+    """The live loop with its outputs (mp4, window, MJPEG server) set up and closed."""
     server = None
     try:
-        prepare_output(out_dir)
         if args.serve is not None:
             server = MjpegServer(args.serve, args.bind)
         draw = PredictionWriter(out_dir, data.palette, data.class_names, method,
@@ -145,11 +146,6 @@ def live_demo(args: argparse.Namespace, data, segmenter, interval: int, method: 
     finally:
         if server is not None:
             server.close()
-    table = timing_table(results["timing"])
-    write_text(os.path.join(out_dir, "timing.md"), table)
-    text = f"## {method}, live: {args.video}\n\n{summary(results)}\n\n{table}"
-    write_text(os.path.join(out_dir, "results.md"), text)
-    logger.info("results in %s\n%s", out_dir, text)
     return results
 
 
