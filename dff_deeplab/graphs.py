@@ -2,7 +2,7 @@
 
 Runtimes other than MXNet (accel.runtime.torch_runtime) execute the graphs our Symbol
 builders produce without importing MXNet, so the graphs travel as data: the JSON of
-`Symbol.tojson()` under lib/accel/runtime/graphs/, one file per distinct graph, and
+`Symbol.tojson()` under lib/accel/graphs/, one file per distinct graph, and
 `index.json` naming each graph's file. This module writes them; tests/test_graph_store.py
 builds them again and fails, naming the graph, when a committed file is stale.
 
@@ -15,7 +15,7 @@ oracle fixture checks), and `test` of the frame-by-frame DeepLab networks.
 
 Two things make the files reproducible: each graph is built under a fresh MXNet
 NameManager (automatic names such as `_plus3` restart at 0), and the number of classes is
-built as a sentinel and written as `$num_classes` (accel.runtime.store substitutes it).
+built as a sentinel and written as `$num_classes` (accel.graphs substitutes it).
 """
 import json
 import os
@@ -23,7 +23,7 @@ from typing import Dict, Iterator, Tuple
 
 import mxnet as mx
 
-from accel.runtime.store import (GRAPH_DIR, INDEX, NUM_CLASSES_SENTINEL, graph_text,
+from accel.graphs import (GRAPH_DIR, INDEX, NUM_CLASSES_SENTINEL, graph_text,
                                  store_name)
 from accel.symbols.deeplab import deeplab_symbol
 from accel.symbols.versions import ACCEL_VERSIONS, DEEPLAB_VERSIONS, get_version

@@ -5,7 +5,7 @@
 
 `conv_peaks` times one large 3x3 convolution (MKL-DNN subgraph fusion on, as the fast path
 runs) in float32, bfloat16 (accel.core.precision, only where the CPU has it: else the row
-says why) and INT8 (accel.core.quantize, calibrated on the input itself), the precisions
+says why) and INT8 (accel.runtime.quantize, calibrated on the input itself), the precisions
 interleaved repeat by repeat so that machine noise hits all of them. `conv_gflop` counts a
 graph's convolution and transposed-convolution work (2 FLOP per multiply-add) from its
 inferred shapes: the denominators of the benchmark's "fraction of peak" column.
@@ -82,7 +82,7 @@ def _bound(precision: str, sym, args, data: np.ndarray):
             return None, str(err)
         sym, args, _ = to_bf16(sym, args, {}, keep_float32=())
     elif precision == "int8":
-        from accel.core.quantize import int8_available, quantize_graph
+        from accel.runtime.quantize import int8_available, quantize_graph
 
         if not int8_available():
             return None, "this MXNet build has no MKL-DNN INT8 kernels"

@@ -8,7 +8,7 @@ no compiler, no init.sh; `PYTHONPATH=lib:. python experiments/gpu_check.py ...`)
 in order, printing progress: the CUDA warp (operator_cxx/, through CuPy) and the deformable
 convolution against the CPU reference; the oracle fixtures on the GPU; per-frame time of
 DeepLab-101, DFF and Accel-18/34/50/101 at interval 5 in fp32, tf32, bf16 and fp16, with each
-precision's argmax agreement against fp32 and the paper's K80 times (accel.runtime.check).
+precision's argmax agreement against fp32 and the paper's K80 times (accel.core.runtime_check).
 Exits 1 when a kernel or a fixture fails.
 """
 import argparse
@@ -64,7 +64,7 @@ def machine(device: str) -> dict:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from accel.dataset import VideoFrames
-    from accel.runtime import check
+    from accel.core import runtime_check as check
     from accel.utils.image import image_to_tensor, resize_image
     from accel.utils.io import write_json, write_text
 

@@ -1,4 +1,4 @@
-"""Write the graph store (lib/accel/runtime/graphs/) from the Symbol builders.
+"""Write the graph store (lib/accel/graphs/) from the Symbol builders.
 
     python experiments/write_graphs.py
 
@@ -14,7 +14,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Rebuild every stored graph."""
     import argparse
 
-    from accel.runtime.store import GRAPH_DIR
+    from accel.graphs import GRAPH_DIR
     from dff_deeplab.graphs import write_graphs
 
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)

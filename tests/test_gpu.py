@@ -1,7 +1,7 @@
 """GPU install and device choice: the CUDA library preloading (fake library folder), the
 capability gate (simulated capabilities), the one device picker, init.sh's GPU branch up to
 the point that needs a driver (pip faked, the rest real); and `gpu` tests that run the
-checks of the runtime (accel.runtime.check) where a GPU is, skipping with the reason
+checks of the runtime (accel.core.runtime_check) where a GPU is, skipping with the reason
 elsewhere; and experiments/gpu_check.py --dry-run on the CPU."""
 import os
 import re
@@ -374,7 +374,7 @@ def test_gpu_install_check_runs_a_convolution():
 @pytest.mark.gpu
 def test_gpu_runtime_kernels_match_the_cpu_reference():
     torch_gpu_or_skip()
-    from accel.runtime import check
+    from accel.core import runtime_check as check
     rows = check.kernel_parity("cuda:0")
     assert [r for r in rows if not r["ok"]] == []
 
@@ -382,7 +382,7 @@ def test_gpu_runtime_kernels_match_the_cpu_reference():
 @pytest.mark.gpu
 def test_gpu_runtime_oracle_fixtures():
     torch_gpu_or_skip()
-    from accel.runtime import check
+    from accel.core import runtime_check as check
     rows = check.oracle_fixtures(REPO / "tests" / "fixtures" / "oracle_128x256", "cuda:0")
     assert len(rows) == 7 and [r["fixture"] for r in rows if not r["ok"]] == []
 

@@ -1,11 +1,11 @@
-"""The graph store (lib/accel/runtime/graphs/) is what the Symbol builders produce today:
+"""The graph store (lib/accel/graphs/) is what the Symbol builders produce today:
 every runtime other than MXNet executes these files, so a stale file would run a network
 that no longer exists."""
 import json
 
 import pytest
 
-from accel.runtime import store
+import accel.graphs as store
 from accel.symbols.versions import ACCEL_VERSIONS, DEEPLAB_VERSIONS, get_version
 
 

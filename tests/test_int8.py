@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from accel.core.inference import VideoSegmenter
-from accel.core.quantize import int8_available
+from accel.runtime.quantize import int8_available
 from accel.cli.data import calibration_frames
 from accel.cli.demo import add_speed_arguments, speed_options
 from accel.runtime import make_runtime

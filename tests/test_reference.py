@@ -144,7 +144,7 @@ def test_torch_runtime_unfolded_batchnorm_matches_oracle_fixture():
 def test_torch_shape_inference_gives_the_official_names_and_shapes(key):
     """Without MXNet, the runtime infers exactly the official parameters (names, order,
     shapes), auxiliary states and output shapes from the stored graph."""
-    from accel.runtime.store import load_graph
+    from accel.graphs import load_graph
     from accel.runtime.torch_graph import infer_shapes
 
     ref = OFFICIAL[key]

@@ -17,7 +17,7 @@ from accel.core.inference import FrameSegmenter, VideoSegmenter  # noqa: E402
 from accel.core.keyframes import make_policy  # noqa: E402
 from accel.networks import DeepLabGraphs, accel_network  # noqa: E402
 from accel.runtime import make_runtime  # noqa: E402
-from accel.runtime.store import load_graph  # noqa: E402
+from accel.graphs import load_graph  # noqa: E402
 from accel.runtime.torch_graph import TorchGraph, infer_shapes  # noqa: E402
 from accel.runtime.torch_opset import GraphError  # noqa: E402
 from accel.utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa

@@ -3,7 +3,7 @@ know of a network, written once (`Network`), and its implementations without MXN
 
 A network is a version of the table (accel.symbols.versions) seen through its inference
 graphs: a keyframe graph (`key`) and a non-key graph (`cur`), each stored as symbol JSON
-(accel.runtime.store, written from the Symbol builders of dff_deeplab/), and the official
+(accel.graphs, written from the Symbol builders of dff_deeplab/), and the official
 output names the callers read from them. Runtimes execute the stored graphs; nothing here
 builds a Symbol or imports MXNet. The Symbol builders (dff_deeplab.symbol.AccelNetwork,
 dff_deeplab.fast_symbol.FastAccelNetwork) derive from these classes and add `key_test()`,
@@ -19,7 +19,7 @@ from typing import Any, Dict, Mapping, Optional, Protocol, Tuple, runtime_checka
 
 import numpy as np
 
-from accel.runtime.store import store_name
+from accel.graphs import store_name
 from accel.utils.arrays import as_numpy
 from accel.symbols.versions import (ACCEL_VERSIONS, DEEPLAB_VERSIONS, FLOW_SCALE, Version,
                                     get_version)
@@ -59,7 +59,7 @@ class Network(Protocol):
     """Stride-16 scores of the warped branch (what keyframe policies compare)."""
 
     def graph_name(self, kind: str) -> str:
-        """Store name of the 'key' or 'cur' graph (accel.runtime.store)."""
+        """Store name of the 'key' or 'cur' graph (accel.graphs)."""
 
     def score_output(self, key: bool) -> str:
         """The output holding a frame's scores, on keyframes (key=True) or others."""

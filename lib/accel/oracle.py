@@ -67,7 +67,7 @@ def load_fixture(folder: Union[str, Path], name: str
 
 
 def store_name(name: str) -> str:
-    """The graph store's name (accel.runtime.store) of a fixture's graph."""
+    """The graph store's name (accel.graphs) of a fixture's graph."""
     if name == "deeplab_resnet_v1_101_test":
         return "deeplab_resnet_v1_101.test"
     if name == "accel_key_test":
@@ -103,7 +103,7 @@ def run_torch(folder: Union[str, Path], name: str, device: str = "cpu",
     import torch
 
     from accel.runtime import SharedParams
-    from accel.runtime.store import load_graph
+    from accel.graphs import load_graph
     from accel.runtime.torch_graph import TorchGraph, infer_shapes, to_tensor
 
     entry, data, inputs = load_fixture(folder, name)

@@ -113,7 +113,7 @@ class VideoSegmenter:
         frames, for side-by-side pictures (official graphs only).
     fast: optional check that `network` is the fast one (True raises for an official one).
     int8_calibration: preprocessed frames (1, 3, H, W) of one shape: run trunks in INT8,
-        calibrated on them (accel.core.quantize; MXNet fast path only). Its accuracy change
+        calibrated on them (accel.runtime.quantize; MXNet fast path only). Its accuracy change
         is not zero: measure it.
     int8_scope: 'key' quantizes the keyframe trunk; 'all' also the flow network and the
         update branch (calibrated by running the float graphs over the frames in order).

@@ -1,4 +1,4 @@
-"""Inference runtimes: the stored graphs (accel.runtime.store) executed by MXNet, ONNX
+"""Inference runtimes: the stored graphs (accel.graphs) executed by MXNet, ONNX
 Runtime or PyTorch behind one small interface, so one streaming loop serves them all.
 
 A `Runtime` holds a checkpoint's parameters on its device (`share`), says what a graph

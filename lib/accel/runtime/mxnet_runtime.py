@@ -3,7 +3,7 @@
 The training and reference runtime. `BoundGraph` binds one Symbol for fixed input shapes
 over parameter NDArrays that several graphs share (the keyframe and non-key graphs of Accel
 hold the same weights once); inputs are copied in place per call. INT8 graphs (MKL-DNN,
-accel.core.quantize) and the original demo's host work (`original_io`, for benchmarks) are
+accel.runtime.quantize) and the original demo's host work (`original_io`, for benchmarks) are
 this runtime's alone.
 """
 import json
@@ -14,7 +14,7 @@ import mxnet as mx
 import numpy as np
 
 from accel.runtime import ShapeError, SharedParams, Shapes
-from accel.runtime.store import load_graph
+from accel.graphs import load_graph
 
 __all__ = ["BoundGraph", "MXNetRuntime", "graph_symbol", "last_line"]
 
@@ -149,7 +149,7 @@ class MXNetRuntime:
         """INT8 graphs: 'key' calibrated on the frames; 'cur' on the non-key graph's inputs
         as the stream gives them (float graphs run over the frames in order, the state
         propagated hop by hop)."""
-        from accel.core.quantize import quantize_graph
+        from accel.runtime.quantize import quantize_graph
 
         keep = network.float32_layers
         out = {}

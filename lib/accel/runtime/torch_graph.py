@@ -1,7 +1,7 @@
 """A stored graph (symbol JSON) executed by PyTorch: `TorchGraph`, and shape inference.
 
 `TorchGraph(graph, outputs, params)` is a torch.nn.Module built from the JSON that our
-Symbol builders write (accel.runtime.store): it keeps the nodes the requested outputs need,
+Symbol builders write (accel.graphs): it keeps the nodes the requested outputs need,
 turns each into a PyTorch callable with MXNet's semantics (accel.runtime.torch_opset;
 anything unknown fails here, at load time, naming the node), registers the parameters it
 reads as buffers under their official names, and runs the nodes in the JSON's (topological)

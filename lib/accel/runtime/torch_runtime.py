@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from accel.runtime import PRECISIONS, ShapeError, SharedParams, Shapes
-from accel.runtime.store import load_graph
+from accel.graphs import load_graph
 
 try:
     import torch

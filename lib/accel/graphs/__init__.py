@@ -1,6 +1,6 @@
 """The graph store: the symbol JSON of every inference graph, read without MXNet.
 
-Files live in lib/accel/runtime/graphs/ (written by dff_deeplab/graphs.py from the Symbol
+Files live in lib/accel/graphs/ (written by dff_deeplab/graphs.py from the Symbol
 builders, checked against them by tests/test_graph_store.py); `index.json` maps a store
 name (`<cfg symbol>.<graph>`, e.g. `accel_18.cur_test`, `accel_18.fast_key_test`,
 `deeplab_resnet_v1_101.test`) to its file. The class count is written `$num_classes` and
@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 __all__ = ["GRAPH_DIR", "INDEX", "NUM_CLASSES_SENTINEL", "GraphStoreError", "store_name",
            "graph_text", "graph_names", "load_graph"]
 
-GRAPH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "graphs")
+GRAPH_DIR = os.path.dirname(os.path.abspath(__file__))  # the JSON files live beside this module
 INDEX = "index.json"
 # The builders run with this class count; every attribute equal to it is the class count.
 NUM_CLASSES_SENTINEL = 7919

@@ -27,7 +27,7 @@ from accel.core.timing import WARMUP_FRAMES, summarize
 from accel.networks import AccelGraphs, accel_network
 from accel.oracle import compare, manifest, oracle_value, run_torch
 from accel.runtime import make_runtime
-from accel.runtime.store import load_graph
+from accel.graphs import load_graph
 from accel.runtime.torch_graph import infer_shapes
 from accel.runtime.torch_ops import deformable_conv2d, flow_warp, warp_backend
 from accel.runtime.upsample import bilinear_kernel
