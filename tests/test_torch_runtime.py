@@ -221,3 +221,14 @@ def test_torch_runtime_without_pytorch_says_how_to_install_it(tmp_path):
     assert proc.returncode != 0
     assert "needs PyTorch, which is not installed: pip install -c constraints.txt torch" \
         in proc.stderr
+
+
+def test_class_maps_are_the_argmax_ties_to_the_first_class():
+    from accel.runtime.torch_runtime import class_map
+
+    scores = torch.randn(19, 37, 53)
+    scores[5, :4, :6] = scores[2, :4, :6] = scores[:, :4, :6].max(0).values + 1  # ties: 2 wins
+    labels = class_map(scores)
+    assert labels.dtype == np.uint8 and labels.shape == (37, 53)
+    np.testing.assert_array_equal(labels, scores.argmax(0).numpy())
+    assert (labels[:4, :6] == 2).all()

@@ -120,11 +120,28 @@ class TorchBound:
         for name, value in inputs.items():
             self.set_input(name, value)
         if self._traced is not None:
-            with torch.no_grad():
+            # Already optimized: no profiling runs by the JIT (its first calls were slow).
+            with torch.no_grad(), torch.jit.optimized_execution(False):
                 out = self._traced(*(self._inputs[n] for n in self.module.input_names))
             return dict(zip(self.outputs, out))
         with torch.inference_mode(), self._autocast():
             return self.module(**self._inputs)
+
+
+def class_map(scores: torch.Tensor) -> np.ndarray:
+    """(H, W) uint8 argmax over the classes of scores (C, H, W), on the host. On the CPU as
+    one pass per class (the first maximum wins, as argmax): a strided argmax over dim 0
+    took about 110 ms for 19 x 512 x 1024 on 2 cores, this about a tenth."""
+    if scores.device.type != "cpu":
+        return scores.argmax(0).to(torch.uint8).cpu().numpy()
+    scores = scores.float()
+    best = scores[0].clone()
+    labels = torch.zeros(scores.shape[1:], dtype=torch.uint8)
+    for c in range(1, scores.shape[0]):
+        better = scores[c] > best
+        torch.maximum(best, scores[c], out=best)
+        labels.masked_fill_(better, c)
+    return labels.numpy()
 
 
 class _Upsampler:
@@ -148,7 +165,7 @@ class _Upsampler:
                     self._bias[key] = torch.from_numpy(np.asarray(bias, np.float32)).to(
                         up.device).view(-1, 1, 1)
                 up = up + self._bias[key]
-            return up.argmax(0).to(torch.uint8).cpu().numpy()
+            return class_map(up)
 
 
 class TorchRuntime:
@@ -229,7 +246,7 @@ class TorchRuntime:
 
     def labels(self, scores: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():
-            return scores[0].argmax(0).to(torch.uint8).cpu().numpy()
+            return class_map(scores[0])
 
     def upsampler(self, k1, out_hw, in_hw) -> _Upsampler:
         return _Upsampler(k1, out_hw, in_hw, self.torch_device)
