@@ -83,7 +83,29 @@ class Network(Protocol):
         """The official graphs of the same network (checkpoint checks, panels)."""
 
 
-class AccelGraphs:
+class _Defaults:
+    """What a network without derived parameters, fusion bias or branches answers."""
+
+    def official(self):
+        return self
+
+    def branch_outputs(self) -> Dict[str, str]:
+        return {}
+
+    def update_scores_output(self) -> Optional[str]:
+        return None
+
+    def derived_params(self, arg_params: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+        return {}
+
+    def required_params(self) -> Dict[str, str]:
+        return {}
+
+    def score_bias(self, arg_params: Mapping[str, Any], key: bool) -> Optional[np.ndarray]:
+        return None
+
+
+class AccelGraphs(_Defaults):
     """The official inference graphs of one Accel version (or DFF)."""
 
     fast = False
@@ -105,9 +127,6 @@ class AccelGraphs:
     def graph_name(self, kind: str) -> str:
         return store_name(self.version.symbol, ("fast_" if self.fast else "") + _kind(kind))
 
-    def official(self) -> "AccelGraphs":
-        return self
-
     def score_output(self, key: bool) -> str:
         if not key and self.version.fusion == "score":
             return "correction_output"
@@ -123,15 +142,6 @@ class AccelGraphs:
         if self.version.fusion != "score":
             return None
         return self.version.head_prefix + "score_output"
-
-    def derived_params(self, arg_params: Mapping[str, Any]) -> Dict[str, np.ndarray]:
-        return {}
-
-    def required_params(self) -> Dict[str, str]:
-        return {}
-
-    def score_bias(self, arg_params: Mapping[str, Any], key: bool) -> Optional[np.ndarray]:
-        return None
 
     @property
     def float32_layers(self) -> Tuple[str, ...]:
@@ -188,7 +198,7 @@ class FastAccelGraphs(AccelGraphs):
         return None
 
 
-class DeepLabGraphs:
+class DeepLabGraphs(_Defaults):
     """A frame-by-frame DeepLab (a cfg.symbol of DEEPLAB_VERSIONS): its `test` graph is the
     only ('key') graph, every frame a keyframe."""
 
@@ -207,26 +217,8 @@ class DeepLabGraphs:
             raise ValueError(f"{self.version.method} has only a keyframe graph")
         return store_name(self.version.symbol, "test")
 
-    def official(self) -> "DeepLabGraphs":
-        return self
-
     def score_output(self, key: bool) -> str:
         return "croped_score_output"
-
-    def branch_outputs(self) -> Dict[str, str]:
-        return {}
-
-    def update_scores_output(self) -> Optional[str]:
-        return None
-
-    def derived_params(self, arg_params: Mapping[str, Any]) -> Dict[str, np.ndarray]:
-        return {}
-
-    def required_params(self) -> Dict[str, str]:
-        return {}
-
-    def score_bias(self, arg_params: Mapping[str, Any], key: bool) -> Optional[np.ndarray]:
-        return None
 
 
 def _kind(kind: str) -> str:
