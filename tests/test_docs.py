@@ -11,14 +11,17 @@ dropped) lowercased, every character that is not a letter, digit, space, '-' or 
 removed, spaces turned into '-'; a repeated anchor gets '-1', '-2', ... in order.
 
 Citations. The comments and docstrings of every .py file under lib/, deeplab/,
-dff_deeplab/, experiments/ and tests/, and the text of README.md and docs/*.md (code
-included), are searched for words that name a repository file, and each must exist
-relative to the repository root:
+dff_deeplab/, experiments/ and tests/, the comments of the shell scripts and yaml files
+under experiments/, and the text of README.md and docs/*.md (code included), are searched
+for words that name a repository file, and each must exist relative to the repository root:
 - a path that starts with one of the repository's folders (`SOURCE_DIRS`: `lib/`, `docs/`,
   `operator_cxx/`, `experiments/`, ...) and ends in a file name with an extension
   (`docs/design.md`, `operator_cxx/flow_warp.cu`, `lib/accel/graphs/index.json`) or in '/'
   (a folder: `lib/accel/live/`); `*` is a glob that must match at least one path;
 - a capitalised Markdown name alone (`README.md`): a file at the root.
+A section cited as `docs/<page>.md, "Title"` (or `README.md, section 'Demo'`) must be a
+heading of that file (compared by anchor).
+
 Not checked: URLs, words with a placeholder (`<name>`, `{a,b}`, `%04d`, `$VAR`, `...`, a
 folder named by one letter as in `experiments/x/cfgs/a.yaml`, or `NAME` in capitals after
 the first folder), and paths under output/, data/ and model/, which runs and downloads
@@ -52,6 +55,8 @@ LINE_ANCHOR = re.compile(r"^L\d+(-L\d+)?$")
 CITED_PATH = re.compile(r"(?<![\w./~$-])((?:%s)/[\w./*<>{}%%$,-]*)"
                         % "|".join(re.escape(d) for d in SOURCE_DIRS))
 CITED_ROOT_MD = re.compile(r"(?<![\w./-])([A-Z][A-Z0-9_-]*\.md)\b")
+CITED_SECTION = re.compile(r"(?<![\w./-])((?:docs/)?[\w-]+\.md),\s+(?:section\s+)?"
+                           r"[\"']([^\"']+)[\"']")
 PLACEHOLDER = re.compile(r"[<>{}%$]|\.\.\.|/[A-Za-z]/|/[A-Z][A-Z0-9_]*(?:/|$)")
 EXTENSION = re.compile(r"\.[A-Za-z0-9]+$")
 
@@ -158,17 +163,38 @@ def path_exists(path: str) -> bool:
 
 
 def source_files() -> List[Path]:
-    """Every .py file of the source folders, build outputs left out."""
-    return sorted(p for root in SOURCE_ROOTS for p in (REPO / root).rglob("*.py")
-                  if "__pycache__" not in p.parts)
+    """Every .py file of the source folders, and the shell scripts and yaml of experiments/."""
+    python = [p for root in SOURCE_ROOTS for p in (REPO / root).rglob("*.py")
+              if "__pycache__" not in p.parts]
+    scripts = [p for ext in ("*.sh", "*.yaml") for p in (REPO / "experiments").rglob(ext)]
+    return sorted(python + scripts)
+
+
+def comments(path: Path) -> Iterator[Tuple[int, str]]:
+    """(line number, text) of every comment and docstring of a source file."""
+    if path.suffix == ".py":
+        yield from comments_and_docstrings(path)
+        return
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("#"):
+            yield number, line
+
+
+def section_problems(text: str) -> Iterator[str]:
+    """Citations `<file>.md, "Section"` in `text` whose file has no such heading."""
+    for match in CITED_SECTION.finditer(text):
+        cited, section = match.groups()
+        target = REPO / cited
+        if target.is_file() and github_anchor(section) not in anchors(target):
+            yield f'{cited}, "{section}": no such heading'
 
 
 def test_anchor_rule_follows_github():
     assert github_anchor("Quick start") == "quick-start"
     assert github_anchor("The paper's table in one command") == "the-papers-table-in-one-command"
     assert github_anchor("BF16 (not available yet)") == "bf16-not-available-yet"
-    assert github_anchor("`--runtime torch`: the PyTorch runtime") == "--runtime-torch-the-pytorch-runtime"
-    assert github_anchor("Multi-device and distributed_training") == "multi-device-and-distributed_training"
+    assert github_anchor("`--runtime torch`: the runtime") == "--runtime-torch-the-runtime"
+    assert github_anchor("Multi-device and dist_sync") == "multi-device-and-dist_sync"
     assert github_anchor("See [the design](docs/design.md)") == "see-the-design"
 
 
@@ -191,6 +217,8 @@ def test_citation_rule_finds_paths():
             "lib/accel/<name>.py, external/mxnet/NAME/x.py, experiments/.../*_test.py, "
             "experiments/x/cfgs/a.yaml, https://x.org/docs/a.md or lib/accel")
     assert list(cited_paths(text)) == ["docs/design.md", "operator_cxx/flow_warp.cu", "README.md"]
+    assert list(section_problems('(docs/design.md, "Inference"; README.md, section \'Nope\')')) \
+        == ["README.md, \"Nope\": no such heading"]
 
 
 @pytest.mark.parametrize("doc", MARKDOWN, ids=lambda p: str(p.relative_to(REPO)))
@@ -209,9 +237,11 @@ def test_markdown_cites_existing_files(doc):
 
 def test_sources_cite_existing_files():
     """Every file a comment or docstring of lib/, deeplab/, dff_deeplab/, experiments/ or
-    tests/ names exists (the design document, for one, is in the repository's docs/)."""
-    missing = [f"{path.relative_to(REPO)}:{line}: {cited}"
+    tests/ names exists (the design document, for one, is in the repository's docs/), and
+    every section it names is a heading of that file."""
+    missing = [f"{path.relative_to(REPO)}:{line}: {problem}"
                for path in source_files()
-               for line, text in comments_and_docstrings(path)
-               for cited in cited_paths(text) if not path_exists(cited)]
-    assert not missing, "cited files that do not exist:\n" + "\n".join(missing)
+               for line, text in comments(path)
+               for problem in [f"{c} does not exist" for c in cited_paths(text)
+                               if not path_exists(c)] + list(section_problems(text))]
+    assert not missing, "citations that do not resolve:\n" + "\n".join(missing)
