@@ -8,7 +8,7 @@ Keyframe when idx % interval == 0 (the keyframe network = DeepLab-101's scores);
 frames warp the previous frame's features by FlowNet's flow, hop by hop, and fuse them with
 the update branch (`--version`). `--interval 1` is DeepLab-101 frame by frame; `-v dff`
 is Deep Feature Flow alone (the warped branch's scores). Every flag and output is listed in
-the README ("Demo"); the command line is accel.cli.demo.accel_demo.
+docs/demo.md; the command line is accel.cli.demo.accel_demo.
 
 Which model: `--model PREFIX --epoch N`; else `--cfg X.yaml` (the checkpoint its training
 run writes, epoch TEST.test_epoch); else, on CamVid, the sample config's training run

@@ -253,7 +253,7 @@ def _fmt(s):
 
 
 def markdown(report):
-    """The README table: per-frame times, ratios, parts, memory."""
+    """The table of docs/performance.md: per-frame times, ratios, parts, memory."""
     res, size, k = report["versions"], report["size"], report["interval"]
     lines = ["Per-frame network time (ms: mean / p50 / p99 / max), %dx%d, interval %d, "
              "%d frames after %d warm-up, %s" % (size[0], size[1], k, report["frames"], WARMUP,

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Our CamVid protocol, end to end on the CPU (README, "Results on CamVid"):
+# Our CamVid protocol, end to end on the CPU (docs/results.md, "Protocol v1"):
 #   1. DeepLab-101 frame by frame, from scratch      (keyframe branch)
 #   2. DeepLab-18 frame by frame, from scratch       (Accel-18's update branch)
 #   3. FlowNetS distilled from DIS flow              (flow branch)

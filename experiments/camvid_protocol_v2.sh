@@ -1,5 +1,5 @@
 #!/bin/sh
-# Our CamVid protocol, version 2 (README, "Results on CamVid", protocol v2; issue #14):
+# Our CamVid protocol, version 2 (docs/results.md, "Protocol v2"; issue #14):
 #   1-2. DeepLab-101 and DeepLab-18 of protocol v1, unchanged (experiments/camvid_protocol.sh
 #        stages 1-2; read from $V1MODEL, default output/camvid_protocol/model/)
 #   3.   FlowNetS on synthetic val-sized hops (camvid_protocol_v2_flownet.yaml)

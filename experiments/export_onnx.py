@@ -212,7 +212,7 @@ def _warmup() -> int:
     try:
         from accel.core.timing import WARMUP_FRAMES
     except ImportError:
-        WARMUP_FRAMES = 2  # DESIGN.md: 2 warm-up frames
+        WARMUP_FRAMES = 2  # docs/design.md: 2 warm-up frames
     return WARMUP_FRAMES
 
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Accuracy change of the INT8 trunks on CamVid val (README, "Performance"): the CamVid
+# Accuracy change of the INT8 trunks on CamVid val (docs/performance.md, "INT8"): the CamVid
 # protocol's Accel-18 (sh experiments/camvid_protocol.sh first) evaluated on the fast path
 # in float32, with the keyframe trunk in INT8, and with every trunk in INT8; calibration
 # on 8 CamVid *training* frames. Tables go to output/int8_camvid/{fp32,int8_key,int8_all}.

@@ -7,11 +7,11 @@ Every process gets DMLC_ROLE, DMLC_PS_ROOT_URI=127.0.0.1, DMLC_PS_ROOT_PORT,
 DMLC_NUM_SERVER and DMLC_NUM_WORKER; scheduler and servers are plain `import mxnet`
 (importing MXNet with DMLC_ROLE=server/scheduler runs the parameter server and exits).
 MXNet's own tools/launch.py --launcher local hung here; on a cluster the same variables come
-from MXNet's ssh/mpi launchers (README, "Distributed training"). The exit status is the
-first failing worker's (which stops the others at once), or 0; --timeout kills everything
-left after that many seconds and exits with 124. Each process runs in a process group of
-its own, so that ending the launcher (SIGTERM, SIGINT / Ctrl-C) ends every process it
-started, children of the workers included (exit 128 + the signal number).
+from MXNet's ssh/mpi launchers (docs/training.md, "Multi-device and distributed"). The exit
+status is the first failing worker's (which stops the others at once), or 0; --timeout
+kills everything left after that many seconds and exits with 124. Each process runs in a
+process group of its own, so that ending the launcher (SIGTERM, SIGINT / Ctrl-C) ends every
+process it started, children of the workers included (exit 128 + the signal number).
 """
 import argparse
 import logging

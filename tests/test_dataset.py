@@ -340,7 +340,7 @@ def test_parse_frame_names():
 
 
 def test_own_labelled_video_layout(tmp_path):
-    """A user video in the SegNet layout with its own class count (see the README guide)."""
+    """A user video in the SegNet layout with its own class count (see docs/data.md)."""
     for sub in ("train", "trainannot"):
         (tmp_path / sub).mkdir()
     for f in range(0, 12, 3):

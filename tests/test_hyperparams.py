@@ -1,7 +1,7 @@
 """Training hyper-parameters of the official configs as the trainer applies them: per-parameter
 learning-rate multipliers, weight decay only on weights and gammas, and the softmax loss over
 valid pixels with 255 ignored, against values written down from the official release
-(../shared/DESIGN.md, "Networks" and "Training") and a NumPy computation."""
+(docs/design.md, "Networks" and "Training") and a NumPy computation."""
 import json
 from pathlib import Path
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ACCEL_CFG = ROOT / "experiments/dff_deeplab/cfgs/accel_{}_cityscapes_end2end_ohem.yaml"
 DEEPLAB_CFG = ROOT / "experiments/deeplab/cfgs/deeplab_resnet_v1_101_cityscapes_segmentation_base.yaml"
 
-# From the official release (DESIGN.md): fc6 and score biases learn at 2x, the fusion layer
+# From the official release (docs/design.md): fc6 and score biases learn at 2x, the fusion layer
 # `correction` at 2x (weight) and 4x (bias), the bilinear `upsampling` not at all; every
 # other parameter at 1x. Head copies carry a prefix ('18_', '34_', 'curr_').
 OFFICIAL_LR_MULT = {"fc6_bias": 2.0, "score_bias": 2.0, "upsampling_weight": 0.0,

@@ -161,7 +161,7 @@ def test_official_configs_build_their_training_graphs(name):
     assert out_shapes[0] == (1, 19, 768, 1024)
     params = [n for n in sym.list_arguments() if n not in shapes]
     trainable = set(params) - set(frozen_names(params, cfg.network.FIXED_PARAMS))
-    assert trainable == {"corr_weight", "corr_bias"}  # DESIGN.md: only the fusion trains
+    assert trainable == {"corr_weight", "corr_bias"}  # docs/design.md: only the fusion trains
 
 
 def test_official_deeplab_config_builds_its_training_graph():

@@ -12,7 +12,7 @@ if "mxnet" not in sys.modules:
               else os.cpu_count() or 1)
     os.environ.setdefault("OMP_NUM_THREADS", str(_cores))
     # mxnet-cu112 links the CUDA 11 libraries of NVIDIA's wheels but cannot find them by
-    # itself: load them by absolute path first (a no-op for the CPU build; README, "GPU").
+    # itself: load them by absolute path first (a no-op for the CPU build; docs/gpu.md).
     from accel.utils.gpu import preload_cuda_libraries
 
     preload_cuda_libraries()

@@ -67,7 +67,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                              "run is refused")
     key = parser.add_argument_group(
         "adaptive keyframes", "rows of fixed against adaptive schedules at the same keyframe "
-        "rate, on the continuous test stream (accel.cli.keyframes; README, Keyframe policies)")
+        "rate, on the continuous test stream (accel.cli.keyframes; docs/keyframes.md)")
     key.add_argument("--keyframe-policies", nargs="+", default=[], choices=list(ADAPTIVE),
                      metavar="POLICY", help=f"adaptive policies to add ({', '.join(ADAPTIVE)}); "
                      "each version runs those it supports")

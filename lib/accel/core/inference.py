@@ -31,7 +31,7 @@ Shape = Tuple[int, ...]
 
 __all__ = ["FrameResult", "FrameSegmenter", "VideoSegmenter", "default_runtime"]
 
-# Parameters the released checkpoints hold that no Accel graph reads (DESIGN.md: FlowNet's
+# Parameters the released checkpoints hold that no Accel graph reads (docs/design.md: FlowNet's
 # `Convolution5_scale` map exists in the checkpoint but Accel never uses it).
 KNOWN_UNUSED = ("Convolution5_scale_weight", "Convolution5_scale_bias")
 

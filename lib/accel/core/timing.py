@@ -1,6 +1,6 @@
 """The timing protocol of every run, and its table.
 
-As the original demo (DESIGN.md, "Inference"): batch 1, wall clock around forward + argmax +
+As the original demo (docs/design.md, "Inference"): batch 1, wall clock around forward + argmax +
 copy to host (`FrameResult.network_s`, measured by the segmenter), the first `warmup` (2)
 frames of the run left out. Reported as mean / p50 / p99 / max for keyframes and non-key
 frames separately; reading + preprocessing and writing are timed apart from the network,

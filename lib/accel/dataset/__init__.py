@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 _IMAGE_SET_PREFIX = "leftImg8bit_"
 
 # cfg.dataset.dataset (case-insensitive) -> class. "LabelledVideo" is any video in the
-# SegNet layout with cfg.dataset.NUM_CLASSES classes (see the README's own-video guide).
+# SegNet layout with cfg.dataset.NUM_CLASSES classes (see docs/data.md, own video).
 DATASETS = {
     "cityscapes": CityscapesVideo,
     "camvid": CamVidVideo,

@@ -6,7 +6,7 @@ with ranges calibrated on real frames (`naive`: the min/max of each layer's outp
 calibration samples); the deformable convolutions (our CPU kernel), the warp, the heads
 (`fc6`, `score` and their update-branch copies, the fast path's `fc6_state`) and the fusion
 layer stay in float32. The accuracy change must be measured on labelled frames
-(README, "Performance"): it depends on the weights and on the calibration frames.
+(docs/performance.md, "INT8"): it depends on the weights and on the calibration frames.
 """
 import logging
 import warnings

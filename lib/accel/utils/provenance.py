@@ -1,8 +1,9 @@
 """What a run ran on: code version, thread count, library versions, CPU.
 
 Every training log and result file should carry this, so that two runs that disagree can be
-told apart by their conditions (README, "Reproducibility"). The thread count matters: MXNet's
-CPU kernels split reductions by thread, so another OMP_NUM_THREADS can change float sums.
+told apart by their conditions (docs/results.md, "Reproducibility"). The thread count
+matters: MXNet's CPU kernels split reductions by thread, so another OMP_NUM_THREADS can
+change float sums.
 
 Nothing here imports MXNet: when it is already loaded its own version and OpenMP thread
 count are read from it, otherwise the installed package's version is reported and the
