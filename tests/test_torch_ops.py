@@ -397,3 +397,33 @@ def test_gpu_cuda_warp_rejects_a_bad_out_array():
     feat, flow = cupy.zeros((1, 2, 3, 4), cupy.float32), cupy.zeros((1, 2, 3, 4), cupy.float32)
     with pytest.raises(ValueError, match=r"shape \(1, 2, 3, 4\), got float32 \(1, 2, 3, 3\)"):
         warp_forward_cuda(feat, flow, out=cupy.zeros((1, 2, 3, 3), cupy.float32))
+
+
+@pytest.mark.skipif(not torch_ops.compiled_cpu(), reason="the Cython extension is not built "
+                    "(sh init.sh builds it)")
+@pytest.mark.parametrize("groups,stride,dilate", [(1, 1, 2), (4, 2, 2), (2, 1, 1)])
+def test_compiled_cpu_kernels_equal_the_pytorch_implementation(monkeypatch, groups, stride,
+                                                               dilate):
+    """On the CPU in float32 the runtime runs the compiled kernels of MXNet's fast path as
+    PyTorch operators; the PyTorch implementation (every other case) gives the same."""
+    rng = np.random.default_rng(groups)
+    data = torch.from_numpy(rng.standard_normal((1, 8, 9, 13)).astype(np.float32))
+    ho = (9 - 1) // stride + 1
+    wo = (13 - 1) // stride + 1
+    offset = torch.from_numpy((rng.standard_normal((1, 18 * groups, ho, wo)) * 4)
+                              .astype(np.float32))
+    weight = torch.from_numpy(rng.standard_normal((5, 8, 3, 3)).astype(np.float32))
+    bias = torch.from_numpy(rng.standard_normal(5).astype(np.float32))
+    feat = torch.from_numpy(rng.standard_normal((2, 6, 7, 9)).astype(np.float32))
+    flow = torch.from_numpy((rng.standard_normal((2, 2, 7, 9)) * 5).astype(np.float32))
+    calls = []
+    real = torch_ops._use_compiled
+    monkeypatch.setattr(torch_ops, "_use_compiled", lambda *a: calls.append(real(*a)) or real(*a))
+    compiled = (torch_ops.deformable_conv2d(data, offset, weight, bias, stride, dilate, dilate,
+                                            1, groups), torch_ops.flow_warp(feat, flow))
+    assert calls == [True, True]
+    monkeypatch.setattr(torch_ops, "_use_compiled", lambda *a: False)
+    plain = (torch_ops.deformable_conv2d(data, offset, weight, bias, stride, dilate, dilate,
+                                         1, groups), torch_ops.flow_warp(feat, flow))
+    for a, b in zip(compiled, plain):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)

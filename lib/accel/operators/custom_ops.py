@@ -13,28 +13,12 @@ import mxnet as mx
 import numpy as np
 
 from accel.operators import cuda, reference
+from accel.operators.cpu import warp_forward_cpu
 
 __all__ = ["flow_warp", "correlation"]
 
 FLOW_WARP_OP = "accel_flow_warp"
 CORRELATION_OP = "accel_correlation"
-
-
-def warp_forward_cpu(feat: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``reference.warp_numpy`` computed by the compiled gather (OpenMP over channels) for
-    float32; other dtypes (the float64 gradient checks) by ``reference.warp_numpy``."""
-    if feat.dtype != np.float32:
-        return reference.warp_numpy(feat, flow)
-    from accel.cython import deform_cy
-
-    reference.check_warp_shapes(feat.shape, flow.shape)
-    feat = np.ascontiguousarray(feat)
-    out = np.empty(feat.shape, np.float32)
-    for n in range(feat.shape[0]):
-        idx, wts = deform_cy.warp_table(np.ascontiguousarray(flow[n], np.float32))
-        deform_cy.im2col(feat[n].reshape(feat.shape[1], -1), idx, wts,
-                         out[n].reshape(feat.shape[1], -1))
-    return out
 
 
 # Implementation of each computation per MXNet device type.

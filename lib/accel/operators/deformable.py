@@ -9,37 +9,9 @@ Forward only: training uses MXNet's operator.
 import mxnet as mx
 import numpy as np
 
-from accel.cython import deform_cy
+from accel.operators.cpu import deformable_conv_numpy  # noqa: F401  (its CPU kernel)
 
 OP_TYPE = "accel_deformable_conv"
-
-
-def deformable_conv_numpy(data: np.ndarray, offset: np.ndarray, weight: np.ndarray,
-                          stride: int, pad: int, dilate: int) -> np.ndarray:
-    """Deformable 3x3 (or kh x kw) convolution, no bias: (N, C, H, W) -> (N, O, Ho, Wo).
-
-    offset: (N, 2 * G * kh * kw, Ho, Wo) as MXNet's operator takes it (dy, dx per tap).
-    """
-    n, c, h, w = data.shape
-    out_c, in_c, kh, kw = weight.shape
-    if in_c != c:
-        raise ValueError("weight expects %d input channels, data has %d (data %s, weight %s)"
-                         % (in_c, c, data.shape, weight.shape))
-    groups = offset.shape[1] // (2 * kh * kw)
-    if groups * 2 * kh * kw != offset.shape[1] or c % groups:
-        raise ValueError("offset has %d channels: expected 2 * groups * %d with groups "
-                         "dividing %d channels" % (offset.shape[1], kh * kw, c))
-    ho, wo = offset.shape[2:]
-    wmat = np.ascontiguousarray(weight.reshape(out_c, c * kh * kw), dtype=np.float32)
-    columns = np.empty((c * kh * kw, ho * wo), dtype=np.float32)
-    out = np.empty((n, out_c, ho, wo), dtype=np.float32)
-    for i in range(n):
-        idx, wts = deform_cy.sampling_table(np.ascontiguousarray(offset[i], np.float32),
-                                            h, w, kh, kw, stride, pad, dilate)
-        deform_cy.im2col(np.ascontiguousarray(data[i].reshape(c, h * w), np.float32),
-                         idx, wts, columns)
-        np.matmul(wmat, columns, out=out[i].reshape(out_c, ho * wo))
-    return out
 
 
 class _DeformableConv(mx.operator.CustomOp):
