@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip insta
                                             "constraints.txt torch, or sh init.sh)")
 
 from accel.core.inference import FrameSegmenter, VideoSegmenter  # noqa: E402
-from accel.core.keyframes import make_policy  # noqa: E402
+from accel.keyframes.policies import make_policy  # noqa: E402
 from accel.networks import DeepLabGraphs, accel_network  # noqa: E402
 from accel.runtime import make_runtime  # noqa: E402
 from accel.graphs import load_graph  # noqa: E402

@@ -21,9 +21,8 @@ import numpy as np
 
 from accel.core.consistency import TemporalConsistency
 from accel.core.inference import FrameResult
-from accel.core.keyframes import schedule_stats
 from accel.core.metrics import SegmentationEvaluator
-from accel.core.timing import WARMUP_FRAMES, TimingRecorder
+from accel.core.timing import WARMUP_FRAMES, TimingRecorder, schedule_stats
 from accel.utils import image as imutil
 from accel.utils.progress import Progress
 from accel.utils.threads import BackgroundWorker, Prefetcher
@@ -262,7 +261,6 @@ def segment_video(frames: Iterable[np.ndarray], step: Step,
     return out
 
 
-# ------------------------------------------------------------------------ results
 # ------------------------------------------------------------------------ results
 def metrics_table(results: Dict[str, Any]) -> str:
     """mIoU overall and by distance from the keyframe, then per-class IoU (Markdown, %)."""
