@@ -30,7 +30,7 @@ setup(
     package_dir={"accel": "lib/accel", "deeplab": "deeplab", "dff_deeplab": "dff_deeplab"},
     packages=["accel", "accel.symbols", "accel.dataset", "accel.core", "accel.utils",
               "accel.operators", "accel.cython", "accel.cli", "accel.export", "accel.runtime",
-              "accel.graphs", "accel.live", "deeplab", "dff_deeplab"],
+              "accel.graphs", "accel.live", "accel.keyframes", "deeplab", "dff_deeplab"],
     package_data={"accel.graphs": ["*.json"]},
     ext_modules=cython_extensions(),
     python_requires=">=3.8",
