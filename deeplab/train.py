@@ -10,11 +10,13 @@ from accel.cli import run
 
 
 def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit_kwargs):
-    """Train DeepLab ResNet-v1-101 frame by frame; checkpoints at checkpoint_prefix().
+    """Train DeepLab ResNet-v1-101 frame by frame; checkpoints at accel.config.checkpoint_prefix().
     Returns accel.core.trainer.TrainResult; fit_kwargs go to accel.core.trainer.fit."""
     from accel.core.pretrained import DEEPLAB_CHAIN, load_pretrained
-    from accel.core.trainer import checkpoint_prefix, contexts, fit
+    from accel.config import checkpoint_prefix, parse_gpus
+    from accel.core.trainer import fit
     from accel.dataset import dataset_from_config
+    from accel.utils.device import training_contexts
     from deeplab.symbol import deeplab_symbol
 
     for key in ("pretrained_base", "pretrained_ec"):
@@ -27,7 +29,8 @@ def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit
     dataset = dataset_from_config(cfg, train=True, key_interval=1)
     return fit(cfg, symbol, dataset, checkpoint_prefix(cfg, cfg_path),
                lambda shapes, batch: load_pretrained(cfg, symbol, shapes, DEEPLAB_CHAIN, batch),
-               contexts(cfg, cpu), resume=resume or cfg.TRAIN.RESUME, **fit_kwargs)
+               training_contexts(parse_gpus(cfg.gpus), cpu), resume=resume or cfg.TRAIN.RESUME,
+               **fit_kwargs)
 
 
 def main(argv):

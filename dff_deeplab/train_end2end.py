@@ -11,11 +11,13 @@ from accel.cli import run
 
 
 def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit_kwargs):
-    """Train the configured Accel version end to end; checkpoints at checkpoint_prefix().
+    """Train the configured Accel version end to end; checkpoints at accel.config.checkpoint_prefix().
     Returns accel.core.trainer.TrainResult; fit_kwargs go to accel.core.trainer.fit."""
     from accel.core.pretrained import accel_chain, load_pretrained
-    from accel.core.trainer import checkpoint_prefix, contexts, fit
+    from accel.config import checkpoint_prefix, parse_gpus
+    from accel.core.trainer import fit
     from accel.dataset import dataset_from_config
+    from accel.utils.device import training_contexts
     from accel.dataset.flow_pairs import SyntheticHops
     from dff_deeplab.symbol import network_from_config
 
@@ -33,7 +35,8 @@ def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit
     chain = accel_chain(network.version)
     return fit(cfg, symbol, dataset, checkpoint_prefix(cfg, cfg_path),
                lambda shapes, batch: load_pretrained(cfg, symbol, shapes, chain, batch),
-               contexts(cfg, cpu), resume=resume or cfg.TRAIN.RESUME, **fit_kwargs)
+               training_contexts(parse_gpus(cfg.gpus), cpu), resume=resume or cfg.TRAIN.RESUME,
+               **fit_kwargs)
 
 
 def main(argv):

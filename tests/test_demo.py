@@ -13,7 +13,7 @@ import yaml
 
 from accel.config import config_to_dict, load_config
 from accel.core.initializer import initialize_missing, initialize_network
-from accel.core.trainer import checkpoint_prefix
+from accel.config import checkpoint_prefix
 from accel.utils.checkpoint import CheckpointError, save_checkpoint
 from accel.utils.visualize import Mp4Writer
 from accel.cli.demo import SAMPLE_CFG

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accel.config import ConfigError, load_config, merge_overrides
+from accel.config import ConfigError, checkpoint_prefix, load_config, merge_overrides
 from accel.core.pretrained import PretrainedError, accel_chain, frozen_names, load_pretrained
 from accel.cli.train import Runner, train_test
 from deeplab.test import test_net as deeplab_test
@@ -20,7 +20,7 @@ from deeplab.train import train_net as deeplab_train
 from dff_deeplab.test import test_net as accel_test
 from dff_deeplab.train_end2end import train_net as accel_train
 from accel.core.tester import prepare_frame
-from accel.core.trainer import RunExistsError, checkpoint_prefix
+from accel.core.trainer import RunExistsError
 from accel.dataset import dataset_from_config
 from accel.utils import paths
 from accel.utils.checkpoint import load_checkpoint

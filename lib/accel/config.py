@@ -27,7 +27,8 @@ except ImportError:  # the MXNet-free runtime install (numpy, torch, opencv, pyy
     from accel.utils.attrdict import AttrDict as edict
 
 __all__ = ["ConfigError", "get_defaults", "load_config", "merge_overrides", "dump_config",
-           "config_to_dict", "parse_gpus", "parse_lr_steps", "resolve_paths", "PATH_KEYS"]
+           "config_to_dict", "parse_gpus", "parse_lr_steps", "resolve_paths", "PATH_KEYS",
+           "checkpoint_prefix", "run_results_path"]
 
 
 class ConfigError(ValueError):
@@ -506,6 +507,25 @@ def resolve_paths(cfg: edict, base: str) -> edict:
             node = node[part]
         node[last] = resolve(str(node[last]), base)
     return out
+
+
+def checkpoint_prefix(cfg: Mapping, cfg_path: str) -> str:
+    """Where the run of config file `cfg_path` writes `<prefix>-%04d.params`, for training
+    and evaluation alike: <output_path>/<cfg name>/<image_set>/<TRAIN.model_prefix>
+    (accel.utils.paths.run_prefix, the naming rule)."""
+    from accel.utils.paths import run_prefix
+
+    return run_prefix(cfg.output_path, cfg_path, cfg.dataset.image_set, cfg.TRAIN.model_prefix)
+
+
+def run_results_path(cfg: Mapping, cfg_path: str, epoch: int, interval=None,
+                      kind: str = "") -> str:
+    """The results of testing epoch `epoch` of that run on dataset.test_image_set, beside its
+    checkpoint (accel.utils.paths.results_path: at keyframe `interval`, or of a `kind`)."""
+    from accel.utils.paths import results_path
+
+    return results_path(checkpoint_prefix(cfg, cfg_path), epoch, cfg.dataset.test_image_set,
+                        interval, kind)
 
 
 def config_to_dict(cfg: Mapping) -> Dict[str, Any]:

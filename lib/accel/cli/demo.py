@@ -24,7 +24,7 @@ from accel.cli.keyframes import BudgetRun, add_keyframe_arguments, keyframe_poli
 from accel.cli.live import add_live_arguments, live_demo, live_requested
 from accel.cli.runtime import (add_runtime_arguments, add_speed_arguments, runtime_from_args,
                                speed_options)
-from accel.config import load_config, resolve_paths
+from accel.config import checkpoint_prefix, load_config, resolve_paths
 from accel.core.tester import (evaluate_snippets, format_pct, metrics_table, segment_video,
                                select_snippets)
 from accel.core.timing import timing_table
@@ -96,10 +96,8 @@ def choose_model(args: argparse.Namespace, cfg, cfg_path: Optional[str], row: Ve
     if args.model:
         return args.model, args.epoch or 0, "--model"
     if cfg is not None:
-        from accel.utils.paths import run_prefix
         epoch = cfg.TEST.test_epoch if args.epoch is None else args.epoch
-        prefix = run_prefix(cfg.output_path, cfg_path, cfg.dataset.image_set,
-                            cfg.TRAIN.model_prefix)
+        prefix = checkpoint_prefix(cfg, cfg_path)
         return prefix, epoch, f"the training run of {cfg_path}: python {runner} --cfg {cfg_path}"
     return repo_path(row.official), args.epoch or 0, row.source
 

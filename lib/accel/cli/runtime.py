@@ -4,7 +4,7 @@ runners, the table script and the benchmark; and the speed flags of Accel/DFF on
 (the fast graphs or the official ones, INT8) of the demo and the table script."""
 import argparse
 import logging
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from accel.cli.data import DemoData, calibration_frames
 from accel.cli.flags import positive_int
@@ -12,7 +12,7 @@ from accel.config import parse_gpus
 from accel.runtime import PRECISIONS, RUNTIMES, Runtime, make_runtime, torch_runtime_module
 from accel.utils.device import choose_gpu, pick_context
 
-__all__ = ["add_runtime_arguments", "runtime_from_args", "add_speed_arguments",
+__all__ = ["add_runtime_arguments", "device_runtime", "runtime_from_args", "add_speed_arguments",
            "speed_options"]
 
 logger = logging.getLogger("accel.demo")
@@ -33,20 +33,26 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: CPUExecutionProvider)")
 
 
-def runtime_from_args(args: argparse.Namespace, cfg: Any = None,
-                      cpu: Optional[bool] = None) -> Runtime:
-    """The runtime of --runtime/--precision/--providers on the device of --cpu/--gpu (else
-    the config's first GPU, else GPU 0 when present, else the CPU)."""
+def device_runtime(name: str = "mxnet", cfg: Any = None, cpu: bool = False,
+                   gpu: Optional[int] = None, precision: str = "fp32",
+                   providers: Optional[Sequence[str]] = None) -> Runtime:
+    """The runtime `name` on GPU `gpu`, else the CPU with `cpu`, else the config's first GPU,
+    else GPU 0 when present, else the CPU (accel.utils.device.choose_gpu)."""
     cfg_ids = parse_gpus(cfg.gpus) if cfg is not None else None
-    cpu = args.cpu if cpu is None else cpu
-    gpu = getattr(args, "gpu", None)
-    if args.runtime == "torch":
+    if name == "torch":
         count = torch_runtime_module().cuda_device_count()
         return make_runtime("torch", gpu=choose_gpu(count, cpu, gpu, cfg_ids),
-                            precision=args.precision, providers=args.providers)
+                            precision=precision, providers=providers)
     ctx = pick_context(cpu=cpu, gpu=gpu, cfg_gpu_ids=cfg_ids)
-    return make_runtime(args.runtime, ctx=ctx, precision=args.precision,
-                        providers=args.providers)
+    return make_runtime(name, ctx=ctx, precision=precision, providers=providers)
+
+
+def runtime_from_args(args: argparse.Namespace, cfg: Any = None,
+                      cpu: Optional[bool] = None) -> Runtime:
+    """The runtime of --runtime/--precision/--providers on the device of --cpu/--gpu
+    (`device_runtime`)."""
+    return device_runtime(args.runtime, cfg, args.cpu if cpu is None else cpu,
+                          getattr(args, "gpu", None), args.precision, args.providers)
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser) -> None:

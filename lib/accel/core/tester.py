@@ -24,13 +24,14 @@ from accel.core.inference import FrameResult
 from accel.core.metrics import SegmentationEvaluator
 from accel.core.timing import WARMUP_FRAMES, TimingRecorder, schedule_stats
 from accel.utils import image as imutil
+from accel.utils.io import write_json
 from accel.utils.progress import Progress
 from accel.utils.threads import BackgroundWorker, Prefetcher
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LoadedFrame", "Sink", "evaluate_snippets", "metrics_table", "prediction_at",
-           "prepare_frame", "segment_video", "select_snippets", "format_pct"]
+__all__ = ["LoadedFrame", "Sink", "evaluate_snippets", "evaluate_checkpoint", "metrics_table",
+           "prediction_at", "prepare_frame", "segment_video", "select_snippets", "format_pct"]
 
 
 # ------------------------------------------------------------------------ frames
@@ -188,6 +189,21 @@ def evaluate_snippets(dataset, snippets: Sequence, step: Step,
     logger.info("%s: mIoU %.2f%% over %d labelled frames (%d snippets)", desc,
                 100 * out["mIoU"], out["frames"], len(snippets))
     return out
+
+
+def evaluate_checkpoint(dataset, snippets: Sequence, segmenter, interval: int,
+                        checkpoint: str, path: str, **info: Any) -> Dict[str, Any]:
+    """A training run's checkpoint on its test split (deeplab/test.py, dff_deeplab/test.py):
+    every snippet through `segmenter` (`evaluate_snippets`), the results with `info`, the
+    checkpoint and the runtime written to `path` (JSON) and logged."""
+    results = evaluate_snippets(dataset, snippets, segmenter.step, segmenter.reset,
+                                desc="test", interval=interval)
+    results.update(checkpoint=checkpoint, **info, runtime=segmenter.runtime.name,
+                   device=segmenter.runtime.device)
+    write_json(path, results)
+    logger.info("%s at interval %d: mIoU %.4f, pixel acc %.4f (%s)", checkpoint, interval,
+                results["mIoU"], results["pixel_acc"], path)
+    return results
 
 
 def _consistency_job(cons: TemporalConsistency, first: bool, frame: LoadedFrame, result):

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from accel.config import parse_gpus, parse_lr_steps
+from accel.config import parse_lr_steps
 from accel.core.divergence import check_loss, check_weights
 from accel.core.pretrained import frozen_names
 from accel.dataset.loader import PrefetchLoader
@@ -39,7 +39,6 @@ from accel.utils.checkpoint import (CheckpointError, atomic_path, check_names, l
                                     load_checkpoint, load_optimizer_states, params_path,
                                     remove_stale_temporaries, save_checkpoint,
                                     save_optimizer_states, states_path, write_error)
-from accel.utils.device import training_contexts
 from accel.utils.progress import format_seconds
 from accel.utils.provenance import provenance_line, run_provenance
 from accel.utils.lr_scheduler import WarmupMultiFactorScheduler, epochs_to_updates
@@ -47,8 +46,8 @@ from accel.utils.segmath import IGNORE_LABEL
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["checkpoint_prefix", "contexts", "train_state_path", "lr_scheduler",
-           "prepare_run_folder", "RunExistsError", "ShardedSamples", "TrainResult", "fit"]
+__all__ = ["train_state_path", "lr_scheduler", "prepare_run_folder", "RunExistsError",
+           "ShardedSamples", "TrainResult", "fit"]
 
 train_state_path = paths.train_state_path
 
@@ -58,13 +57,6 @@ Params = Dict[str, mx.nd.NDArray]
 InitParams = Callable[[Mapping[str, Tuple[int, ...]], Mapping[str, np.ndarray]],
                       Tuple[Params, Params]]
 
-
-
-def checkpoint_prefix(cfg, cfg_path: str) -> str:
-    """Where a config's runner writes `<prefix>-%04d.params`:
-    <output_path>/<cfg name>/<image_set>/<TRAIN.model_prefix> (accel.utils.paths)."""
-    return paths.run_prefix(cfg.output_path, cfg_path, cfg.dataset.image_set,
-                            cfg.TRAIN.model_prefix)
 
 
 class RunExistsError(CheckpointError):
@@ -113,12 +105,6 @@ def _provenance() -> Dict[str, Any]:
     info = run_provenance()
     logger.info("provenance: %s", provenance_line(info))
     return info
-
-
-def contexts(cfg, cpu: bool = False) -> List[mx.Context]:
-    """Devices from cfg.gpus ('0,1' -> two GPUs); the CPU when `cpu` or gpus is ''
-    (accel.utils.device.training_contexts, the one device picker, GPU gate included)."""
-    return training_contexts(parse_gpus(cfg.gpus), cpu)
 
 
 class ShardedSamples:
