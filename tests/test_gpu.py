@@ -393,13 +393,14 @@ def test_gpu_runtime_segments_like_the_cpu():
     torch_gpu_or_skip()
     from accel.core.inference import VideoSegmenter
     from accel.networks import accel_network
-    from accel.runtime import check, make_runtime
+    from accel.oracle import synthetic_params
+    from accel.runtime import make_runtime
     from accel.utils.image import image_to_tensor, read_image, resize_image
 
     paths = sorted((REPO / "sample_data" / "camvid" / "val").glob("*.png"))[:4]
     clip = [image_to_tensor(resize_image(read_image(str(p)), (128, 256)), (103.06, 115.9, 123.15))
             for p in paths]
-    args, aux = check.synthetic_params("18", 19, clip[0].shape)
+    args, aux = synthetic_params(accel_network("18", 19), clip[0].shape, make_runtime("torch"))
     preds = []
     for gpu_id in (None, 0):
         seg = VideoSegmenter(accel_network("18", 19, True), args, aux, 2,

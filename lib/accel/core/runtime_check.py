@@ -11,8 +11,9 @@ machine that has neither MXNet nor a compiler. Three parts, each a list of rows:
   events on a GPU, the segmenter's clock on the CPU), keyframes and others apart, with the
   argmax agreement of each precision against fp32 and the paper's K80 time beside it.
 
-Weights are synthetic (no released checkpoint travels to such a machine): the oracle rule
-for every parameter and the released models' bilinear upsampling kernels, so agreement
+Weights are synthetic (no released checkpoint travels to such a machine;
+accel.oracle.synthetic_params): the oracle rule for every parameter and the released models'
+bilinear upsampling kernels, so agreement
 between precisions is measured on small score margins, a harder case than trained weights.
 """
 import logging
@@ -24,17 +25,14 @@ import torch
 
 from accel.core.inference import VideoSegmenter
 from accel.core.timing import WARMUP_FRAMES, summarize
-from accel.networks import AccelGraphs, accel_network
-from accel.oracle import compare, manifest, oracle_value, run_torch
+from accel.networks import accel_network
+from accel.oracle import compare, manifest, run_torch, synthetic_params
 from accel.runtime import make_runtime
-from accel.graphs import load_graph
-from accel.runtime.torch_graph import infer_shapes
 from accel.runtime.torch_ops import deformable_conv2d, flow_warp, warp_backend
-from accel.runtime.upsample import bilinear_kernel
 from accel.symbols.versions import REFERENCE, get_version
 
-__all__ = ["WARP_CASES", "kernel_parity", "oracle_fixtures", "synthetic_params",
-           "time_versions", "markdown", "failures"]
+__all__ = ["WARP_CASES", "kernel_parity", "oracle_fixtures", "time_versions", "markdown",
+           "failures"]
 
 log = logging.getLogger(__name__)
 
@@ -97,25 +95,6 @@ def oracle_fixtures(folder, device: str, names: Optional[Sequence[str]] = None
     return rows
 
 
-def synthetic_params(version: str, num_classes: int, shape):
-    """(args, aux) NumPy weights for the official graphs of `version` at frames of `shape`:
-    the oracle rule, and the bilinear kernel for the heads' upsampling (as released)."""
-    net = AccelGraphs(version, num_classes)
-    _, _, outs = infer_shapes(load_graph(net.graph_name("key"), num_classes),
-                              {"data": shape}, [net.state_output])
-    inputs = {"key": {"data": shape},
-              "cur": {"data": shape, "data_key": shape, "feat_key": outs[net.state_output]}}
-    args, aux = {}, {}
-    for kind in ("key", "cur"):
-        a, x, _ = infer_shapes(load_graph(net.graph_name(kind), num_classes), inputs[kind])
-        args.update(a)
-        aux.update(x)
-    args = {n: (bilinear_kernel(s[0], s[-1]) if n.endswith("upsampling_weight")
-                and not n.endswith("feat_upsampling_weight") else oracle_value(n, s))
-            for n, s in args.items()}
-    return args, {n: oracle_value(n, s) for n, s in aux.items()}
-
-
 def _timed_steps(seg: VideoSegmenter, frames, cuda: bool):
     """(is_key, seconds, pred) per frame; CUDA events around each step on a GPU."""
     out = []
@@ -145,7 +124,8 @@ def time_versions(frames: Sequence[np.ndarray], versions: Sequence[str],
         row_version = get_version(version)
         accel = "18" if row_version is REFERENCE else version
         k = 1 if row_version is REFERENCE else interval
-        args, aux = synthetic_params(accel, num_classes, shape)
+        args, aux = synthetic_params(accel_network(accel, num_classes), shape,
+                                     make_runtime("torch"))
         reference_preds = None
         for precision in precisions:
             runtime = make_runtime("torch", gpu=gpu, precision=precision)
