@@ -76,12 +76,13 @@ def stats_ms(seconds: Sequence[float]) -> Optional[Dict[str, float]]:
 
 
 def segmenter(path: str, version: str, params, interval: int,
-              calibration: Optional[Sequence[np.ndarray]] = None) -> VideoSegmenter:
+              calibration: Optional[Sequence[np.ndarray]] = None,
+              num_classes: int = NUM_CLASSES) -> VideoSegmenter:
     """The segmenter of `version` on `path` (PATHS) at keyframe `interval` ('deeplab' = the
     keyframe network of Accel-18 on every frame); `calibration`: INT8 frames."""
     spec = PATHS[path]
     accel = "18" if version == REFERENCE.name else version
-    return VideoSegmenter(accel_network(accel, NUM_CLASSES, spec.fast), *params,
+    return VideoSegmenter(accel_network(accel, num_classes, spec.fast), *params,
                           1 if version == REFERENCE.name else interval,
                           runtime=make_runtime(spec.runtime, **spec.options),
                           int8_calibration=calibration if spec.int8 else None,

@@ -123,7 +123,8 @@ def markdown(report: Dict[str, Any]) -> str:
             lines.append("| %s | %s | %s | %s | %s | %s |" % (
                 names[version], path, _fmt(r[path]["all"]), _fmt(r[path]["key"]),
                 _fmt(r[path]["nonkey"]), ratio))
-    lines += ["", "| ratio | %s |" % " | ".join(paths), "|---|%s" % ("---|" * len(paths))]
+    if report["ratios"]:
+        lines += ["", "| ratio | %s |" % " | ".join(paths), "|---|%s" % ("---|" * len(paths))]
     for name, value in report["ratios"].items():
         lines.append("| %s | %s |" % (name, " | ".join(
             "%.2f" % value[p] if value.get(p) is not None else "-" for p in paths)))
