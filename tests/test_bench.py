@@ -4,15 +4,18 @@ its ratio column against the reference path and says whether the CPU has native 
 the JSON report keeps its format."""
 import json
 
+import mxnet as mx
+import numpy as np
 import pytest
 
-pytest.importorskip("torch", reason="the torch path needs PyTorch")
-
-from accel.bench.stream import time_in_turns  # noqa: E402
-from accel.cli.benchmark import benchmark  # noqa: E402
+from accel.bench import peak
+from accel.bench.stream import time_in_turns
+from accel.cli.benchmark import benchmark
+from accel.core.inference import FrameResult
 
 
 def test_benchmark_times_reference_fast_and_torch_in_turns(tmp_path):
+    pytest.importorskip("torch", reason="the torch path needs PyTorch")
     out = tmp_path / "report.json"
     report, table = benchmark(["--versions", "18", "--size", "64", "128", "--frames", "2",
                                "--paths", "reference", "fast", "torch", "--no-parts",
@@ -45,12 +48,8 @@ def test_frames_in_turns_leave_out_the_warm_up():
             self.index = 0
 
         def step(self, frame):
-            from accel.core.inference import FrameResult
-
             self.index += 1
             return FrameResult(frame, self.index % 3 == 1, 0.001 * self.index)
-
-    import numpy as np
 
     frames = [np.zeros((2, 2), np.uint8)] * 5
     times = time_in_turns({"a": Fake(), "b": Fake()}, frames, warmup=2)
@@ -58,3 +57,32 @@ def test_frames_in_turns_leave_out_the_warm_up():
     assert times["b"]["all"]["max"] == pytest.approx(5.0)
     assert times["b"]["agreement"] == 1.0
 
+
+
+def test_convolution_work_is_two_flop_per_multiply_add():
+    conv = mx.sym.Convolution(mx.sym.Variable("data"), num_filter=8, kernel=(3, 3), pad=(1, 1),
+                              name="c")
+    up = mx.sym.Deconvolution(conv, num_filter=2, kernel=(4, 4), stride=(2, 2), pad=(1, 1),
+                              name="d")
+    # conv: 6x6 outputs x 8 filters x (4 x 3 x 3); deconv: 6x6 inputs x 8 x (2 x 4 x 4)
+    want = 2 * (36 * 8 * 4 * 9 + 36 * 8 * 2 * 16) / 1e9
+    assert peak.conv_gflop(up, {"data": (1, 4, 6, 6)}) == pytest.approx(want)
+
+
+def test_peaks_say_why_a_precision_does_not_run(monkeypatch):
+    monkeypatch.setattr(peak, "cpu_has_native_bf16", lambda: False)
+    results = peak.conv_peaks(("fp32", "bf16"), channels=8, size=(8, 8), repeats=2)
+    assert results["fp32"]["ms"] > 0 and results["fp32"]["best"] >= results["fp32"]["median"]
+    assert "avx512_bf16" in results["bf16"]["unsupported"]
+    table = peak.peak_table(results, 8, (8, 8))
+    assert "| bf16 | - | - | not run: this CPU has no avx512_bf16" in table
+
+
+def test_bf16_graph_computes_in_bf16_and_returns_float32():
+    sym = mx.sym.Activation(mx.sym.Convolution(mx.sym.Variable("data"), num_filter=4,
+                                               kernel=(3, 3), name="c"), act_type="relu")
+    args = {"c_weight": mx.nd.ones((4, 2, 3, 3)), "c_bias": mx.nd.zeros((4,))}
+    bsym, bargs = peak.to_bf16(sym, args)
+    assert bargs["c_weight"].dtype == np.dtype([("bfloat16", np.uint16)])
+    _, out_types, _ = bsym.infer_type(data="float32")
+    assert out_types == [np.float32]

@@ -20,10 +20,10 @@ from accel.cli.flags import add_debug_flag, positive_int
 from accel.config import get_defaults
 from accel.core.timing import WARMUP_FRAMES
 from accel.dataset import VideoFrames
-from accel.runtime import torch_runtime_module
 from accel.symbols.versions import REFERENCE, get_version
 from accel.utils.image import image_to_tensor, resize_image
 from accel.utils.io import write_json
+from accel.utils.provenance import cpu_has_native_bf16
 
 __all__ = ["SAMPLE", "SAMPLE_TRAIN", "build_parser", "sample_frames", "machine", "markdown",
            "benchmark"]
@@ -76,28 +76,22 @@ def sample_frames(size: Sequence[int], count: int, folder: str = SAMPLE) -> List
             for i in range(count)]
 
 
-def machine() -> Tuple[str, Optional[bool]]:
-    """(a line naming the machine, whether its CPU has native BF16: None without PyTorch)."""
+def machine() -> Tuple[str, bool]:
+    """(a line naming the machine, whether its CPU has native BF16)."""
     parts = ["%d CPU cores" % os.cpu_count()]
     for name, label in (("mxnet", "MXNet"), ("torch", "PyTorch")):
         module = sys.modules.get(name)
         if module is not None:
             parts.append("%s %s" % (label, module.__version__))
     parts.append("OMP_NUM_THREADS=%s" % os.environ.get("OMP_NUM_THREADS", "unset"))
-    try:
-        native = torch_runtime_module().cpu_has_native_bf16()
-    except ValueError:        # no PyTorch: the question does not arise
-        native = None
-    return ", ".join(parts), native
+    return ", ".join(parts), cpu_has_native_bf16()
 
 
 def _fmt(s: Optional[Dict[str, float]]) -> str:
     return "%.0f / %.0f / %.0f / %.0f" % (s["mean"], s["p50"], s["p99"], s["max"]) if s else "-"
 
 
-def _bf16_line(native: Optional[bool]) -> str:
-    if native is None:
-        return "CPU BF16: unknown (PyTorch is not installed)"
+def _bf16_line(native: bool) -> str:
     return ("CPU BF16: native (avx512_bf16 or amx_bf16)" if native else
             "CPU BF16: not native (no avx512_bf16 or amx_bf16: 'torch bf16' is emulated)")
 

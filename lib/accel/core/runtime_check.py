@@ -17,6 +17,7 @@ bilinear upsampling kernels, so agreement
 between precisions is measured on small score margins, a harder case than trained weights.
 """
 import logging
+import platform
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -31,8 +32,8 @@ from accel.runtime import make_runtime
 from accel.runtime.torch_ops import deformable_conv2d, flow_warp, warp_backend
 from accel.symbols.versions import REFERENCE, get_version
 
-__all__ = ["WARP_CASES", "kernel_parity", "oracle_fixtures", "time_versions", "markdown",
-           "failures"]
+__all__ = ["WARP_CASES", "machine", "kernel_parity", "oracle_fixtures", "time_versions",
+           "check_machine", "markdown", "failures"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,23 @@ WARP_CASES = [(2, 3, 7, 9, 3.0), (3, 2, 11, 8, 12.0), (1, 2048, 64, 128, 6.0)]
 DEFORMABLE_CASES = [((1, 64, 17, 23), 1, 1, 2), ((1, 32, 16, 20), 4, 2, 2),
                     ((1, 512, 64, 128), 1, 1, 2)]
 TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-10}  # relative to max(1, max |ref|)
+
+
+def machine(device: str) -> Dict[str, Any]:
+    """The device, PyTorch, NumPy and Python versions, and which warp kernel runs."""
+    info = {"device": "CPU (%s)" % (platform.processor() or "cpu"), "torch": torch.__version__,
+            "numpy": np.__version__, "python": platform.python_version(),
+            "warp": warp_backend(device)}
+    if device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(device)
+        info.update(device=props.name, capability="%d.%d" % (props.major, props.minor),
+                    cuda=torch.version.cuda, memory_gib=round(props.total_memory / 2**30, 1))
+        try:
+            import cupy
+            info["cupy"] = cupy.__version__
+        except ImportError:
+            info["cupy"] = "not installed"
+    return info
 
 
 def _row(name: str, got: torch.Tensor, want: np.ndarray, dtype, backend: str) -> Dict:
@@ -149,6 +167,27 @@ def time_versions(frames: Sequence[np.ndarray], versions: Sequence[str],
                      "-" if agree is None else "%.4f" % agree)
             del seg, runtime
     return rows
+
+
+def check_machine(device: str, fixtures, frames: Sequence[np.ndarray],
+                  versions: Sequence[str], precisions: Sequence[str], small: bool = False
+                  ) -> Dict[str, Any]:
+    """The whole check on `device` ('cpu' or 'cuda:N'): the machine, the kernels, the
+    fixtures of folder `fixtures`, the timing of `versions` x `precisions` on `frames`
+    (interval 5, fast graphs) and what failed; `small`: a dry run's smaller kernel cases."""
+    gpu = int(device.split(":")[1]) if device.startswith("cuda") else None
+    report: Dict[str, Any] = {"machine": machine(device)}
+    log.info("machine: %s", report["machine"])
+    report["kernels"] = kernel_parity(device, small=small)
+    log.info("kernels: %d of %d within tolerance", sum(r["ok"] for r in report["kernels"]),
+             len(report["kernels"]))
+    report["fixtures"] = oracle_fixtures(fixtures, device)
+    report["timing_settings"] = {"size": list(frames[0].shape[2:]), "interval": 5,
+                                 "path": "fast", "frames": len(frames) - WARMUP_FRAMES,
+                                 "weights": "synthetic"}
+    report["timing"] = time_versions(frames, versions, precisions, gpu)
+    report["failures"] = failures(report)
+    return report
 
 
 def _ms(stats: Dict[str, float]) -> str:
