@@ -326,7 +326,7 @@ def unsupported_message(device: GPUDevice, archs: Sequence[Arch], build: str) ->
             f"run {build}: its libmxnet.so carries machine code for {listed} and no PTX, so it "
             f"runs on {supported_range(archs)} only. Run on the CPU (--cpu, or gpus: '') or "
             f"on an Ampere/Ada GPU (e.g. A100, A10, L4, L40, RTX 30xx/40xx). The CuPy "
-            f"operators (flow warp, correlation) compile for the device at run time and do run "
+            f"operators (the flow warp) compile for the device at run time and do run "
             f"on it: experiments/gpu_check.py checks them without MXNet.")
 
 
