@@ -83,11 +83,38 @@ class Network(Protocol):
         """The official graphs of the same network (checkpoint checks, panels)."""
 
 
-class AccelGraphs:
-    """The official inference graphs of one Accel version (or DFF)."""
+class _OfficialGraphs:
+    """What official graphs answer alike: scores at input resolution, no per-branch scores
+    unless a version says so, nothing derived from the checkpoint, nothing to add."""
 
     fast = False
     upsampled = True
+
+    def official(self):
+        return self
+
+    def score_output(self, key: bool) -> str:
+        return "croped_score_output"
+
+    def branch_outputs(self) -> Dict[str, str]:
+        return {}
+
+    def update_scores_output(self) -> Optional[str]:
+        return None
+
+    def derived_params(self, arg_params: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+        return {}
+
+    def required_params(self) -> Dict[str, str]:
+        return {}
+
+    def score_bias(self, arg_params: Mapping[str, Any], key: bool) -> Optional[np.ndarray]:
+        return None
+
+
+class AccelGraphs(_OfficialGraphs):
+    """The official inference graphs of one Accel version (or DFF)."""
+
     state_output = "res5c_relu_output"
     warped_output = WARPED
     flow_output = FLOW
@@ -105,9 +132,6 @@ class AccelGraphs:
     def graph_name(self, kind: str) -> str:
         return store_name(self.version.symbol, ("fast_" if self.fast else "") + _kind(kind))
 
-    def official(self) -> "AccelGraphs":
-        return self
-
     def score_output(self, key: bool) -> str:
         if not key and self.version.fusion == "score":
             return "correction_output"
@@ -123,15 +147,6 @@ class AccelGraphs:
         if self.version.fusion != "score":
             return None
         return self.version.head_prefix + "score_output"
-
-    def derived_params(self, arg_params: Mapping[str, Any]) -> Dict[str, np.ndarray]:
-        return {}
-
-    def required_params(self) -> Dict[str, str]:
-        return {}
-
-    def score_bias(self, arg_params: Mapping[str, Any], key: bool) -> Optional[np.ndarray]:
-        return None
 
     @property
     def float32_layers(self) -> Tuple[str, ...]:
@@ -188,12 +203,10 @@ class FastAccelGraphs(AccelGraphs):
         return None
 
 
-class DeepLabGraphs:
+class DeepLabGraphs(_OfficialGraphs):
     """A frame-by-frame DeepLab (a cfg.symbol of DEEPLAB_VERSIONS): its `test` graph is the
     only ('key') graph, every frame a keyframe."""
 
-    fast = False
-    upsampled = True
     state_output = warped_output = flow_output = warped_scores_output = ""
 
     def __init__(self, symbol: str = "deeplab_resnet_v1_101", num_classes: int = 19):
@@ -206,27 +219,6 @@ class DeepLabGraphs:
         if _kind(kind) != "key_test":
             raise ValueError(f"{self.version.method} has only a keyframe graph")
         return store_name(self.version.symbol, "test")
-
-    def official(self) -> "DeepLabGraphs":
-        return self
-
-    def score_output(self, key: bool) -> str:
-        return "croped_score_output"
-
-    def branch_outputs(self) -> Dict[str, str]:
-        return {}
-
-    def update_scores_output(self) -> Optional[str]:
-        return None
-
-    def derived_params(self, arg_params: Mapping[str, Any]) -> Dict[str, np.ndarray]:
-        return {}
-
-    def required_params(self) -> Dict[str, str]:
-        return {}
-
-    def score_bias(self, arg_params: Mapping[str, Any], key: bool) -> Optional[np.ndarray]:
-        return None
 
 
 def _kind(kind: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from accel.cli import repo_path
 from accel.cli.demo import load_config_file, load_model
-from accel.cli.flags import add_debug_flag, nonnegative_int, positive_int
+from accel.cli.flags import add_debug_flag, add_output_arguments, nonnegative_int, positive_int
 from accel.cli.keyframes import add_comparison_arguments, calibration_from_args
 from accel.dataset import VideoFrames, dataset_from_config
 from accel.keyframes import comparison, report
@@ -50,12 +50,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                    help="resize of the --video frames (default: the --cfg's SCALES)")
     p.add_argument("--video-frames", type=positive_int, default=None,
                    help="first N frames of --video")
-    p.add_argument("--output", required=True,
-                   help="output folder (a re-run replaces the files the previous run recorded "
-                        "there, never others; one run at a time)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="write into a non-empty --output that this script did not write, "
-                        "beside its files (those are never deleted or replaced)")
+    add_output_arguments(p, required=True)
     add_debug_flag(p)
     return p
 

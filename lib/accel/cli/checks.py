@@ -7,9 +7,7 @@ Each refusal is a ValueError (or CheckpointError) on one line naming the flag or
 value and what is allowed; accel.cli.run prints it and exits 1.
 """
 import argparse
-import json
 import logging
-import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import cv2
@@ -28,20 +26,10 @@ logger = logging.getLogger("accel.demo")
 DEMO_OUTPUTS = ("metrics.json", "results.md", "timing.md", "video.mp4", "maps", "panels")
 
 
-def _legacy_demo(folder: str) -> bool:
-    """A demo folder written before manifests: its metrics.json is a demo's."""
-    try:
-        with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"method", "interval", "outputs"} <= set(data)
-
-
 def demo_output(out_dir: str, overwrite: bool = False) -> RunOutput:
     """The demo's --output folder (metrics.json is its summary, written last)."""
     return RunOutput(out_dir, "the demo", DEMO_OUTPUTS, overwrite=overwrite,
-                     legacy=_legacy_demo, results="metrics.json")
+                     legacy=("method", "interval", "outputs"), results="metrics.json")
 
 
 def check_output_flags(args: argparse.Namespace) -> None:

@@ -19,7 +19,8 @@ from accel.cli import REPO_ROOT, repo_path
 from accel.cli.checks import (check_demo_sizes, check_output_flags, demo_output,
                               frame_network_params, source_image_size)
 from accel.cli.data import DemoData, add_data_arguments, demo_data, open_dataset
-from accel.cli.flags import add_debug_flag, nonnegative_int, positive_float, positive_int
+from accel.cli.flags import (add_debug_flag, add_output_arguments, nonnegative_int,
+                              positive_float, positive_int)
 from accel.cli.keyframes import BudgetRun, add_keyframe_arguments, keyframe_policy
 from accel.cli.live import add_live_arguments, live_demo, live_requested
 from accel.cli.runtime import (add_runtime_arguments, add_speed_arguments, runtime_from_args,
@@ -63,13 +64,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--epoch", type=nonnegative_int, default=None,
                        help="checkpoint epoch (default 0)")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--output", default=None, metavar="DIR",
-                     help="output folder (default output/demo/<method>_<data>_i<interval>); "
-                          "a re-run replaces the demo's own files there (recorded in its "
-                          ".accel-run.json), never others; one run at a time (locked)")
-    out.add_argument("--overwrite", action="store_true",
-                     help="write into a non-empty --output that no demo wrote, beside its "
-                          "files (those are never deleted or replaced)")
+    add_output_arguments(out, default_text="output/demo/<method>_<data>_i<interval>",
+                         writer="no demo")
     out.add_argument("--panels", action="store_true",
                      help="also write side-by-side panels (input | DFF | update | output | "
                           "ground truth) per frame")

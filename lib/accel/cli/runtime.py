@@ -59,9 +59,8 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     """How Accel/DFF run on the CPU: the fast path (default), the official graphs, INT8."""
     speed = parser.add_argument_group("speed (CPU)")
     speed.add_argument("--reference-path", action="store_true",
-                       help="run the official graphs as the original demo does (default: the "
-                            "fast graphs where the runtime has them, same results up to float "
-                            "rounding)")
+                       help="the official graphs, as the original demo runs them (default: the "
+                            "fast graphs where the runtime has them; the same up to rounding)")
     speed.add_argument("--int8", default=None, metavar="FOLDER",
                        help="run the keyframe trunk in INT8, calibrated on images of FOLDER "
                             "(e.g. training frames); this changes the accuracy: measure it")

@@ -1,7 +1,6 @@
 """The table script's command line: every version at several keyframe intervals, the
 paper's table beside ours (experiments/dff_deeplab/reproduce_tables.py)."""
 import argparse
-import json
 import logging
 import os
 import time
@@ -12,7 +11,7 @@ from accel.cli import repo_path
 from accel.cli.checks import check_demo_sizes, source_image_size
 from accel.cli.data import add_data_arguments, demo_data, open_dataset
 from accel.cli.demo import load_model
-from accel.cli.flags import add_debug_flag, nonnegative_int, positive_int
+from accel.cli.flags import add_debug_flag, add_output_arguments, nonnegative_int, positive_int
 from accel.cli.keyframes import (add_comparison_arguments, calibration_from_args,
                                  check_comparison_flags)
 from accel.cli.runtime import (add_runtime_arguments, add_speed_arguments, runtime_from_args,
@@ -59,12 +58,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     parser.add_argument("--reference", choices=list(ACCEL_VERSIONS), default=None,
                         help="whose keyframe network gives the DeepLab-101 row (default: the "
                              "first version run)")
-    parser.add_argument("--output", default="output/tables",
-                        help="output folder; a re-run replaces the files the previous run "
-                             "recorded there, never others; one run at a time (locked)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="write into a non-empty --output that this script did not write, "
-                             "beside its files (those are never deleted or replaced)")
+    add_output_arguments(parser, default="output/tables", default_text="output/tables")
     parser.add_argument("--from", dest="from_run", default=None, metavar="DIR",
                         help="no networks: re-make tables.md and the plots from DIR/tables.json"
                              " of a finished run (e.g. at another --main-interval); a partial "
@@ -92,20 +86,10 @@ def check_flags(args: argparse.Namespace) -> None:
     check_comparison_flags(args)
 
 
-def _legacy_tables(folder: str) -> bool:
-    """A table folder written before manifests: its tables.json is the script's."""
-    try:
-        with open(os.path.join(folder, "tables.json"), encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"settings", "runs"} <= set(data)
-
-
 def table_output(folder: str, overwrite: bool = False) -> RunOutput:
     """The table script's --output folder (accel.utils.outputs; tables.json written last)."""
     return RunOutput(folder, "reproduce_tables", TABLE_OUTPUTS, overwrite=overwrite,
-                     legacy=_legacy_tables, results="tables.json")
+                     legacy=("settings", "runs"), results="tables.json")
 
 
 def model_prefixes(args: argparse.Namespace, versions: Sequence[str]) -> Dict[str, str]:

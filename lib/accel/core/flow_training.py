@@ -14,7 +14,7 @@ import numpy as np
 
 from accel.config import checkpoint_prefix, parse_gpus, run_results_path
 from accel.core.initializer import initialize_missing
-from accel.core.trainer import TrainResult, fit
+from accel.core.trainer import TrainResult, train_config
 from accel.dataset import dataset_from_config
 from accel.dataset.flow_pairs import FlowPairs, endpoint_error
 from accel.symbols.flownet import flownet_s, flownet_training
@@ -77,10 +77,8 @@ def train_flownet(cfg, cfg_path: str, cpu: bool = False, resume: bool = False,
                                len(unused), ", ".join(unused))
         return initialize_missing(symbol, dict(shapes), args, aux, cfg.TRAIN.seed)
 
-    return fit(cfg, symbol, flow_pairs_from_config(cfg, train=True),
-               checkpoint_prefix(cfg, cfg_path), init,
-               training_contexts(parse_gpus(cfg.gpus), cpu),
-               resume=resume or cfg.TRAIN.RESUME, meter=EPEMeter(), **fit_kwargs)
+    return train_config(cfg, cfg_path, symbol, flow_pairs_from_config(cfg, train=True), init,
+                        cpu, resume, meter=EPEMeter(), **fit_kwargs)
 
 
 def evaluate_flownet(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False

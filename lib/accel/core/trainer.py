@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from accel.config import parse_lr_steps
+from accel.config import checkpoint_prefix, parse_gpus, parse_lr_steps
 from accel.core.divergence import check_loss, check_weights
 from accel.core.pretrained import frozen_names
 from accel.dataset.loader import PrefetchLoader
@@ -32,6 +32,7 @@ from accel.core.train_state import (prepare_run_folder, read_train_state, restor
                                     resume_point, save_epoch, states_to_save)
 from accel.utils.checkpoint import (CheckpointError, check_names, load_checkpoint, params_path,
                                     remove_stale_temporaries)
+from accel.utils.device import training_contexts
 from accel.utils.progress import format_seconds
 from accel.utils.provenance import provenance_line, run_provenance
 from accel.utils.lr_scheduler import WarmupMultiFactorScheduler, epochs_to_updates
@@ -39,7 +40,8 @@ from accel.utils.segmath import IGNORE_LABEL
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["lr_scheduler", "ShardedSamples", "TrainResult", "SoftmaxMeter", "fit"]
+__all__ = ["lr_scheduler", "ShardedSamples", "TrainResult", "SoftmaxMeter", "fit",
+           "train_config"]
 
 Params = Dict[str, mx.nd.NDArray]
 Shape = Tuple[int, ...]
@@ -332,6 +334,15 @@ def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParam
         logger.info("Epoch[%d] done in %s, mean loss %.4f", epoch,
                     format_seconds(clock.epoch_seconds()), result.epoch_losses[epoch + 1])
     return result
+
+
+def train_config(cfg, cfg_path: str, symbol: mx.sym.Symbol, dataset, init_params: InitParams,
+                 cpu: bool = False, resume: bool = False, **fit_kwargs) -> TrainResult:
+    """`fit` as a config's run: checkpoints at accel.config.checkpoint_prefix, on the devices
+    of cfg.gpus (the CPU with `cpu`), resuming with `resume` or TRAIN.RESUME."""
+    return fit(cfg, symbol, dataset, checkpoint_prefix(cfg, cfg_path), init_params,
+               training_contexts(parse_gpus(cfg.gpus), cpu), resume=resume or cfg.TRAIN.RESUME,
+               **fit_kwargs)
 
 
 class _Clock:
