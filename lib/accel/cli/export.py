@@ -1,5 +1,11 @@
 """The ONNX export's command line (experiments/export_onnx.py): flags, the export
-(accel.export.networks), --check (accel.export.check) and --benchmark.
+(accel.export.networks), --check and --benchmark.
+
+--check runs each exported file in ONNX Runtime (accel.export.onnxruntime) and the stored
+graph it came from in MXNet through the runtime interface (accel.runtime.mxnet_runtime), as
+the segmenter binds it, on sample frames; a loss layer's label (DeepLab's `softmax_label`)
+is fed zeros, as it is never read at inference. Per output it logs the largest absolute
+difference and, for class scores, the share of pixels whose argmax agrees.
 
 --benchmark streams sample frames through the segmenter on the ONNX Runtime runtime and on
 MXNet's reference and fast paths, frame by frame in turns (accel.bench.stream, the
@@ -8,13 +14,16 @@ reference's. The runtime exports the graphs it runs itself, with the same conver
 """
 import argparse
 import logging
+import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from accel.cli import REPO_ROOT
 from accel.cli.flags import add_debug_flag, nonnegative_int, positive_int
 
-__all__ = ["VERSIONS", "build_parser", "export_onnx"]
+__all__ = ["VERSIONS", "build_parser", "export_onnx", "check_export"]
 
 logger = logging.getLogger("accel.export")
 
@@ -75,7 +84,6 @@ def export_onnx(argv: Optional[Sequence[str]], description: str = "") -> Dict[st
     table or None}."""
     args = build_parser(description).parse_args(argv)
     _check_flags(args)
-    from accel.export.check import check_export
     from accel.export.networks import export_deeplab, export_network
     from accel.networks import DeepLabGraphs, accel_network
     from accel.oracle import synthetic_params
@@ -140,3 +148,47 @@ def _benchmark(args: argparse.Namespace, params) -> str:
     agree = times["onnxruntime reference"]["agreement"]
     return (markdown(report) + "\n\nargmax agreement, ONNX Runtime vs MXNet reference: "
             "mean %s over the timed frames" % ("-" if agree is None else "%.5f" % agree))
+
+
+def _mxnet_outputs(network, kind: str, outputs, arg_params: Mapping, aux_params: Mapping,
+                   inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """{output: NumPy} of graph `kind` of `network` run by MXNet on `inputs`."""
+    from accel.runtime.mxnet_runtime import MXNetRuntime
+
+    runtime = MXNetRuntime()
+    shapes = {k: tuple(v.shape) for k, v in inputs.items()}
+    args, _, _ = runtime.shapes(network, kind, shapes, outputs)
+    labels = {n: np.zeros(s, np.float32) for n, s in args.items() if n.endswith("_label")}
+    params = runtime.share({k: v for k, v in arg_params.items() if k not in labels}, aux_params)
+    if network.fast:
+        runtime.add_params(params, network.derived_params(arg_params))
+    shapes.update({n: v.shape for n, v in labels.items()})
+    graph = runtime.bind(network, {kind: (list(outputs), shapes)}, params)[kind]
+    return {k: runtime.host(v) for k, v in graph.forward(**inputs, **labels).items()}
+
+
+def check_export(path: Union[str, Path], network, kind: str, arg_params: Mapping,
+                 aux_params: Mapping, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    """{'outputs': {name: (max abs difference, argmax agreement or None)}, 'state': the ONNX
+    outputs}: the exported file `path` of graph `kind` against MXNet, logged."""
+    from accel.export.onnxruntime import OrtGraph
+
+    path = Path(path)
+    graph = OrtGraph(path)
+    feed = {k: v for k, v in inputs.items() if k in graph.input_shapes}
+    t0 = time.perf_counter()
+    got = graph.forward(**feed)
+    ort_s = time.perf_counter() - t0
+    expected = _mxnet_outputs(network, kind, graph.outputs, arg_params, aux_params, feed)
+    report: Dict[str, Tuple[float, Optional[float]]] = {}
+    for name in graph.outputs:
+        diff = float(np.abs(got[name] - expected[name]).max())
+        agree = None
+        if got[name].ndim == 4 and got[name].shape[1] < 64:
+            agree = float((got[name].argmax(1) == expected[name].argmax(1)).mean())
+        report[name] = (diff, agree)
+        logger.info("%s: %s max abs diff %.3g (%.2g of max |MXNet|)%s", path.name, name,
+                    diff, diff / max(float(np.abs(expected[name]).max()), 1e-30),
+                    "" if agree is None else ", argmax agreement %.5f" % agree)
+    logger.info("%s: ONNX Runtime forward %.3f s", path.name, ort_s)
+    return {"outputs": report, "state": got}

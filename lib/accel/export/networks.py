@@ -2,8 +2,8 @@
 
 `export_network` writes an Accel network's keyframe and non-key graphs, `export_deeplab` the
 frame-by-frame DeepLab-101, both through `accel.export.onnx.export_graph`. The graphs are
-the stored ones (accel.graphs, read by accel.runtime.mxnet_runtime.graph_symbol); which
-outputs a file holds is the network contract's (accel.networks.Network).
+the stored ones (accel.graphs, as Symbols: accel.symbols.stored); which outputs a file holds
+is the network contract's (accel.networks.Network).
 """
 import json
 from pathlib import Path
@@ -14,7 +14,7 @@ import mxnet as mx
 from accel.config import get_defaults
 from accel.export.onnx import Shape, export_graph
 from accel.networks import DeepLabGraphs, Network
-from accel.runtime.mxnet_runtime import MXNetRuntime, graph_symbol
+from accel.symbols.stored import stored_symbol
 
 __all__ = ["INPUT_DOCS", "GRAPH_FILES", "DEEPLAB_FILE", "network_outputs", "graph_file",
            "export_network", "export_deeplab"]
@@ -42,6 +42,10 @@ def network_outputs(network: Network, graph: str) -> List[str]:
     raise ValueError("graph %r: expected 'key' or 'cur'" % (graph,))
 
 
+def _symbol(network: Network, graph: str, outputs=None) -> mx.sym.Symbol:
+    return stored_symbol(network.graph_name(graph), network.num_classes, outputs)
+
+
 def graph_file(network, graph: str) -> str:
     """File name of an exported Accel graph: `accel_18.key_test.onnx`, `dff.cur_test.onnx`."""
     stem = "dff" if network.name == "dff" else "accel_%s" % network.name
@@ -67,13 +71,14 @@ def export_network(network: Network, arg_params: Mapping, aux_params: Mapping,
     if network.fast:  # derived kernels of the fast path (NumPy)
         params.update({k: mx.nd.array(v) for k, v in network.derived_params(params).items()})
     state = network.state_output
-    _, _, outs = MXNetRuntime().shapes(network, "key", {"data": tuple(frame_shape)}, [state])
+    _, (state_shape,), _ = _symbol(network, "key", [state]).infer_shape(
+        data=tuple(frame_shape))
     shapes = {"key": {"data": tuple(frame_shape)},
               "cur": {"data": tuple(frame_shape), "data_key": tuple(frame_shape),
-                      "feat_key": outs[state]}}
+                      "feat_key": tuple(state_shape)}}
     paths = {}
     for graph in graphs:
-        available = set(graph_symbol(network, graph).get_internals().list_outputs())
+        available = set(_symbol(network, graph).get_internals().list_outputs())
         names = network_outputs(network, graph)
         names += [n for n in extra_outputs if n in available and n not in names]
         inputs = shapes[graph]
@@ -83,7 +88,7 @@ def export_network(network: Network, arg_params: Mapping, aux_params: Mapping,
                 "accel.inputs": json.dumps({k: INPUT_DOCS[k] for k in inputs}),
                 "accel.source": source}
         paths[graph] = Path(folder) / graph_file(network, graph)
-        export_graph(graph_symbol(network, graph, names), params, aux_params, inputs,
+        export_graph(_symbol(network, graph, names), params, aux_params, inputs,
                      paths[graph], deformable=deformable, dynamic=dynamic, metadata=meta,
                      doc="%s of Accel version %s; inputs: %s" % (
                          GRAPH_FILES[graph], network.name,
@@ -99,8 +104,8 @@ def export_deeplab(arg_params: Mapping, aux_params: Mapping, frame_shape: Shape,
                    source: str = "") -> Path:
     """Export the frame-by-frame DeepLab-101 (`deeplab_resnet_v1_101.test`): input `data`,
     outputs `croped_score` and `softmax` (per-pixel class probabilities)."""
-    sym = graph_symbol(DeepLabGraphs("deeplab_resnet_v1_101", num_classes), "key",
-                       ["croped_score_output", "softmax_output"])
+    sym = _symbol(DeepLabGraphs("deeplab_resnet_v1_101", num_classes), "key",
+                  ["croped_score_output", "softmax_output"])
     path = Path(folder) / DEEPLAB_FILE
     export_graph(sym, arg_params, aux_params, {"data": tuple(frame_shape)}, path,
                  dynamic=dynamic, doc="DeepLab-101 frame by frame; data = " + INPUT_DOCS["data"],
