@@ -21,6 +21,8 @@ from typing import Any, Callable, Dict, Iterable, List
 
 import yaml
 
+from accel.utils.image import PIXEL_MEANS
+
 try:
     from easydict import EasyDict as edict
 except ImportError:  # the MXNet-free runtime install (numpy, torch, opencv, pyyaml only)
@@ -72,7 +74,7 @@ _C.network.pretrained_ec = ""
 # Epoch number of all pretrained checkpoints (file <prefix>-%04d.params).
 _C.network.pretrained_epoch = 0
 # Per-channel means subtracted from the input, in BGR order (the image is fed as RGB).
-_C.network.PIXEL_MEANS = [103.06, 115.90, 123.15]
+_C.network.PIXEL_MEANS = list(PIXEL_MEANS)
 # Pad images to a multiple of this stride; 0 = no padding.
 _C.network.IMAGE_STRIDE = 0
 # Parameters whose names start with any of these prefixes are frozen during training.

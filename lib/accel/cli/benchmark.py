@@ -17,11 +17,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from accel.cli import REPO_ROOT, bootstrap
 from accel.cli.flags import add_debug_flag, positive_int
-from accel.config import get_defaults
 from accel.core.timing import WARMUP_FRAMES
 from accel.dataset import VideoFrames
 from accel.symbols.versions import REFERENCE, get_version
-from accel.utils.image import image_to_tensor, resize_image
+from accel.utils.image import PIXEL_MEANS, image_to_tensor, resize_image
 from accel.utils.io import write_json
 from accel.utils.provenance import cpu_has_native_bf16
 
@@ -71,8 +70,7 @@ def sample_frames(size: Sequence[int], count: int, folder: str = SAMPLE) -> List
     """`count` real consecutive frames of `folder` resized to `size`, preprocessed
     (1, 3, H, W); the folder's frames repeat if it has fewer."""
     clip = list(VideoFrames(folder))
-    means = get_defaults().network.PIXEL_MEANS
-    return [image_to_tensor(resize_image(clip[i % len(clip)], tuple(size)), means)
+    return [image_to_tensor(resize_image(clip[i % len(clip)], tuple(size)), PIXEL_MEANS)
             for i in range(count)]
 
 

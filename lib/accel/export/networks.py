@@ -11,19 +11,18 @@ from typing import Dict, List, Mapping, Sequence, Union
 
 import mxnet as mx
 
-from accel.config import get_defaults
 from accel.export.onnx import Shape, export_graph
 from accel.networks import DeepLabGraphs, Network
 from accel.symbols.stored import stored_symbol
+from accel.utils.image import PIXEL_MEANS
 
 __all__ = ["INPUT_DOCS", "GRAPH_FILES", "DEEPLAB_FILE", "network_outputs", "graph_file",
            "export_network", "export_deeplab"]
 
 # What each graph's inputs are, stored in the files' metadata and shown by the export script.
-_MEANS = get_defaults().network.PIXEL_MEANS   # B, G, R
 INPUT_DOCS = {
     "data": "the frame to segment (N, 3, H, W) float32: RGB minus the means "
-            "R %.2f, G %.2f, B %.2f, no scaling" % (_MEANS[2], _MEANS[1], _MEANS[0]),
+            "R %.2f, G %.2f, B %.2f, no scaling" % tuple(reversed(PIXEL_MEANS)),
     "data_key": "the previous frame (keyframe or not), preprocessed the same way",
     "feat_key": "the propagated state: the keyframe's state output, or the previous "
                 "non-key frame's `warping_feat`",
