@@ -27,6 +27,7 @@ import numpy as np
 
 from accel.core.inference import VideoSegmenter
 from accel.core.timing import WARMUP_FRAMES, summarize
+from accel.dataset.cityscapes import NUM_CLASSES     # as the paper's timings
 from accel.networks import accel_network
 from accel.oracle import synthetic_params
 from accel.runtime import make_runtime
@@ -38,7 +39,6 @@ __all__ = ["BenchPath", "PATHS", "DEFAULT_PATHS", "VERSIONS", "INT8_PATH", "stat
 log = logging.getLogger(__name__)
 
 VERSIONS = (REFERENCE.name,) + ACCEL_VERSIONS   # 'deeplab' = the keyframe network per frame
-NUM_CLASSES = 19                                # Cityscapes, as the paper's timings
 
 
 @dataclass(frozen=True)
