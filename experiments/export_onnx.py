@@ -16,8 +16,7 @@ Frames are (1, 3, H, W) float32, RGB minus the means (R 123.15, G 115.90, B 103.
 W multiples of 32. --dynamic leaves H and W symbolic. --deformable picks the export of the
 deformable convolutions: 'sampling' (GridSample + one convolution, opset 17, any runtime
 with GridSample) or 'deformconv' (ONNX DeformConv, opset 19). --check runs each graph in
-MXNet and ONNX Runtime (CPU) on a sample frame and logs the differences
-(accel.export.check).
+MXNet and ONNX Runtime (CPU) on a sample frame and logs the differences.
 
 --benchmark N (with --random-weights instead of --model/--epoch for timing only) streams N
 sample frames, keyframe every --interval, through the segmenter on ONNX Runtime (CPU) and
