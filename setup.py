@@ -7,7 +7,7 @@ import os
 
 import numpy
 from Cython.Build import cythonize
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -28,9 +28,7 @@ setup(
     version="0.1.0",
     description="Accel (CVPR 2019) video semantic segmentation, Python 3 port on MXNet",
     package_dir={"accel": "lib/accel", "deeplab": "deeplab", "dff_deeplab": "dff_deeplab"},
-    packages=["accel", "accel.symbols", "accel.dataset", "accel.core", "accel.utils",
-              "accel.operators", "accel.cython", "accel.cli", "accel.export", "accel.runtime",
-              "accel.graphs", "accel.live", "deeplab", "dff_deeplab"],
+    packages=find_packages("lib") + ["deeplab", "dff_deeplab"],   # accel and every subpackage
     package_data={"accel.graphs": ["*.json"]},
     ext_modules=cython_extensions(),
     python_requires=">=3.8",

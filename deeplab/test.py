@@ -1,33 +1,21 @@
 """Evaluate a frame-by-frame DeepLab checkpoint on the test split.
 
-    python deeplab/test.py --cfg <yaml> [--epoch N] [--cpu] [KEY=VALUE ...]
+    python deeplab/test.py --cfg <yaml> [--epoch N] [--cpu] [--runtime torch] [KEY=VALUE ...]
 
 The checkpoint is the --cfg's training run's (epoch TEST.test_epoch unless --epoch); the
-results JSON is written beside it (results_path). Flags: accel.cli.train.test_only.
+results JSON is written beside it (accel.config.run_results_path). Flags:
+accel.cli.train.test_only. Neither MXNet (with --runtime torch) nor the training code is
+imported.
 """
-if __name__ == "__main__":  # MXNET_VERSION (--mxnet-version): before mxnet loads
-    from accel.cli import bootstrap_script
-    bootstrap_script()
-
-import logging
 from typing import Dict, Optional, Sequence
 
+from accel.cli import run
+from accel.cli.runtime import device_runtime
+from accel.config import checkpoint_prefix, run_results_path
 from accel.core.inference import FrameSegmenter
-from accel.core.tester import evaluate_snippets
-from accel.core.trainer import checkpoint_prefix, contexts
+from accel.core.tester import evaluate_checkpoint
 from accel.dataset import dataset_from_config
-from accel.utils import paths
-from accel.runtime import make_runtime
 from accel.utils.checkpoint import load_checkpoint, params_path
-from accel.utils.io import write_json
-
-logger = logging.getLogger(__name__)
-
-
-def results_path(cfg, cfg_path: str, epoch: int) -> str:
-    """<checkpoint prefix>-%04d_<test split>.json beside the checkpoint."""
-    return paths.results_path(checkpoint_prefix(cfg, cfg_path), epoch,
-                              cfg.dataset.test_image_set)
 
 
 def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False,
@@ -41,19 +29,13 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False,
     # segmenter checks (allow_extra=False).
     segmenter = FrameSegmenter(cfg.dataset.NUM_CLASSES, arg_params, aux_params,
                                source=params_path(prefix, epoch), symbol=cfg.symbol,
-                               runtime=runtime or make_runtime("mxnet",
-                                                               ctx=contexts(cfg, cpu)[0]),
+                               runtime=runtime or device_runtime("mxnet", cfg, cpu),
                                allow_extra=False)
     dataset = dataset_from_config(cfg, train=False, key_interval=1)
-    results = evaluate_snippets(dataset, dataset.test_snippets(1), segmenter.step,
-                                segmenter.reset, desc="test", interval=1)
-    results.update(checkpoint=params_path(prefix, epoch), symbol=cfg.symbol,
-                   test_image_set=cfg.dataset.test_image_set,
-                   runtime=segmenter.runtime.name, device=segmenter.runtime.device)
-    path = write_json(results_path(cfg, cfg_path, epoch), results)
-    logger.info("%s on %s: mIoU %.4f, pixel acc %.4f (%s)", cfg.symbol,
-                cfg.dataset.test_image_set, results["mIoU"], results["pixel_acc"], path)
-    return results
+    return evaluate_checkpoint(dataset, dataset.test_snippets(1), segmenter, 1,
+                               params_path(prefix, epoch),
+                               run_results_path(cfg, cfg_path, epoch), symbol=cfg.symbol,
+                               test_image_set=cfg.dataset.test_image_set)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -64,6 +46,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    from accel.cli import run
-
     run(main)

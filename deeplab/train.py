@@ -10,10 +10,10 @@ from accel.cli import run
 
 
 def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit_kwargs):
-    """Train DeepLab ResNet-v1-101 frame by frame; checkpoints at checkpoint_prefix().
+    """Train DeepLab ResNet-v1-101 frame by frame; checkpoints at accel.config.checkpoint_prefix.
     Returns accel.core.trainer.TrainResult; fit_kwargs go to accel.core.trainer.fit."""
-    from accel.core.pretrained import DEEPLAB_CHAIN, load_pretrained
-    from accel.core.trainer import checkpoint_prefix, contexts, fit
+    from accel.core.pretrained import DEEPLAB_CHAIN, pretrained_init
+    from accel.core.trainer import train_config
     from accel.dataset import dataset_from_config
     from deeplab.symbol import deeplab_symbol
 
@@ -25,9 +25,8 @@ def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit
     symbol = deeplab_symbol(cfg.symbol, cfg.dataset.NUM_CLASSES, is_train=True)
     # key_interval 1: each sample is a labelled frame and its label alone.
     dataset = dataset_from_config(cfg, train=True, key_interval=1)
-    return fit(cfg, symbol, dataset, checkpoint_prefix(cfg, cfg_path),
-               lambda shapes, batch: load_pretrained(cfg, symbol, shapes, DEEPLAB_CHAIN, batch),
-               contexts(cfg, cpu), resume=resume or cfg.TRAIN.RESUME, **fit_kwargs)
+    return train_config(cfg, cfg_path, symbol, dataset,
+                        pretrained_init(cfg, symbol, DEEPLAB_CHAIN), cpu, resume, **fit_kwargs)
 
 
 def main(argv):
@@ -35,6 +34,7 @@ def main(argv):
     from accel.cli.train import Runner, train_test
 
     return train_test(argv, Runner(train_net, None, __doc__.splitlines()[0]))
+
 
 if __name__ == "__main__":
     run(main)

@@ -52,7 +52,7 @@ class FastAccelNetwork(FastAccelGraphs, AccelNetwork):
         return mx.sym.Convolution(data=feat, name="fc6_state", num_filter=1024, kernel=(1, 1),
                                   no_bias=True, weight=mx.sym.Variable("fc6_weight"))
 
-    def _state_scores(self, state):
+    def state_scores(self, state):
         """Stride-16 scores of the reference head from a (warped) state."""
         if not self._projects_state:
             return segmentation_scores(state, self.num_classes)
@@ -64,7 +64,7 @@ class FastAccelNetwork(FastAccelGraphs, AccelNetwork):
 
     def _key_outputs(self, data):
         state = self._state(self._reference_features(data))
-        return state, self._state_scores(state)
+        return state, self.state_scores(state)
 
     def _warp(self, feat_key, flow):
         return warp(feat_key, flow, "warping_feat", "fused")  # the faster CPU kernel
@@ -72,7 +72,7 @@ class FastAccelNetwork(FastAccelGraphs, AccelNetwork):
     def _fuse(self, warped, data, cur_feat=None):
         fusion = self.version.fusion
         if fusion == "none":
-            return self._state_scores(warped)
+            return self.state_scores(warped)
         if fusion == "feature":
             return super()._fuse(warped, data, cur_feat)
         return self._fuse_low_resolution(warped, data)
@@ -84,7 +84,7 @@ class FastAccelNetwork(FastAccelGraphs, AccelNetwork):
         the segmenter computes from the checkpoint: a third of the work."""
         v = self.version
         if v.trunk != "preact":
-            return segmentation_scores(self._update_features(data), self.num_classes,
+            return segmentation_scores(self.update_features(data), self.num_classes,
                                        v.head_prefix)
         conv5 = resnet_preact_trunk(data, v.depth, v.prefix, self.deformable_op,
                                     upsample=False)
@@ -100,7 +100,7 @@ class FastAccelNetwork(FastAccelGraphs, AccelNetwork):
         1x1 fusion and the fixed upsampling are linear and the kernel is shared; the
         segmenter upsamples `correction_lowres` and adds `corr_bias` (`score_bias`)."""
         return mx.sym.Convolution(
-            data=mx.sym.concat(self._state_scores(warped), self._update_scores_fast(data),
+            data=mx.sym.concat(self.state_scores(warped), self._update_scores_fast(data),
                                dim=1),
             name="correction_lowres", num_filter=self.num_classes, kernel=(1, 1), no_bias=True,
             weight=mx.sym.Variable("corr_weight"))

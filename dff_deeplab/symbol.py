@@ -54,11 +54,11 @@ class AccelNetwork(AccelGraphs):
     def _reference_features(self, data):
         return reference_features(data, self.deformable_op)
 
-    def _update_features(self, data):
+    def update_features(self, data):
         """Stride-16 features of the per-frame update branch (score fusion versions)."""
         return deeplab_trunk(self.version, data, self.version.prefix, self.deformable_op)
 
-    def _correction(self, inputs, num_filter):
+    def correction(self, inputs, num_filter):
         """The fusion layer `correction`: 1x1 conv over the concatenated inputs."""
         return mx.sym.Convolution(
             data=mx.sym.concat(*inputs, dim=1, name="correction_input"), name="correction",
@@ -82,11 +82,11 @@ class AccelNetwork(AccelGraphs):
         if fusion == "feature":
             if cur_feat is None:
                 cur_feat = self._reference_features(data)
-            return self._head(self._correction([warped, cur_feat], 2048), data)
-        update = self._update_features(data)
+            return self._head(self.correction([warped, cur_feat], 2048), data)
+        update = self.update_features(data)
         dff_scores = self._head(warped, data)
         update_scores = self._head(update, data, self.version.head_prefix)
-        return self._correction([dff_scores, update_scores], self.num_classes)
+        return self.correction([dff_scores, update_scores], self.num_classes)
 
     # -- graphs -------------------------------------------------------------------------
     def key_test(self) -> mx.sym.Symbol:

@@ -1,36 +1,24 @@
 """Evaluate an Accel/DFF checkpoint on the test split with the streaming segmenter.
 
     python dff_deeplab/test.py --cfg <yaml> [--epoch N] [--interval K] [--avg] [--cpu]
-        [KEY=VALUE ...]
+        [--runtime torch] [KEY=VALUE ...]
 
 The checkpoint is the --cfg's training run's (epoch TEST.test_epoch unless --epoch); the
-results JSON is written beside it (results_path). Flags: accel.cli.train.test_only.
+results JSON is written beside it (accel.config.run_results_path). Flags:
+accel.cli.train.test_only. Neither MXNet (with --runtime torch) nor the training code is
+imported.
 """
-if __name__ == "__main__":  # MXNET_VERSION (--mxnet-version): before mxnet loads
-    from accel.cli import bootstrap_script
-    bootstrap_script()
-
-import logging
 from typing import Dict, Optional, Sequence
 
+from accel.cli import run
+from accel.cli.runtime import device_runtime
+from accel.config import checkpoint_prefix, run_results_path
 from accel.core.inference import VideoSegmenter
-from accel.core.tester import evaluate_snippets
-from accel.core.trainer import checkpoint_prefix, contexts
+from accel.core.tester import evaluate_checkpoint
 from accel.dataset import dataset_from_config
 from accel.networks import accel_network
-from accel.runtime import make_runtime
 from accel.symbols.versions import version_of_symbol
-from accel.utils import paths
 from accel.utils.checkpoint import load_checkpoint, params_path
-from accel.utils.io import write_json
-
-logger = logging.getLogger(__name__)
-
-
-def results_path(cfg, cfg_path: str, epoch: int, interval: int) -> str:
-    """<checkpoint prefix>-%04d_<test split>_interval<K>.json beside the checkpoint."""
-    return paths.results_path(checkpoint_prefix(cfg, cfg_path), epoch,
-                              cfg.dataset.test_image_set, interval)
 
 
 def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional[int] = None,
@@ -46,19 +34,14 @@ def test_net(cfg, cfg_path: str, epoch: Optional[int] = None, interval: Optional
     # The run's own checkpoint: every name must be the network's (issue #13.6), which the
     # segmenter checks (allow_extra=False).
     segmenter = VideoSegmenter(network, arg_params, aux_params, interval,
-                               runtime=runtime or make_runtime("mxnet", ctx=contexts(cfg, cpu)[0]),
+                               runtime=runtime or device_runtime("mxnet", cfg, cpu),
                                source=params_path(prefix, epoch))
     dataset = dataset_from_config(cfg, train=False, key_interval=interval)
-    snippets = dataset.test_snippets(interval, avg=avg)
-    results = evaluate_snippets(dataset, snippets, segmenter.step, segmenter.reset,
-                                desc="test", interval=interval)
-    results.update(checkpoint=params_path(prefix, epoch), symbol=cfg.symbol,
-                   test_image_set=cfg.dataset.test_image_set, avg=avg,
-                   runtime=segmenter.runtime.name, device=segmenter.runtime.device)
-    path = write_json(results_path(cfg, cfg_path, epoch, interval), results)
-    logger.info("%s interval %d on %s: mIoU %.4f, pixel acc %.4f (%s)", cfg.symbol, interval,
-                cfg.dataset.test_image_set, results["mIoU"], results["pixel_acc"], path)
-    return results
+    return evaluate_checkpoint(dataset, dataset.test_snippets(interval, avg=avg), segmenter,
+                               interval, params_path(prefix, epoch),
+                               run_results_path(cfg, cfg_path, epoch, interval),
+                               symbol=cfg.symbol, test_image_set=cfg.dataset.test_image_set,
+                               avg=avg)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -69,6 +52,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    from accel.cli import run
-
     run(main)

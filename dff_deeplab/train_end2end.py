@@ -11,10 +11,10 @@ from accel.cli import run
 
 
 def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit_kwargs):
-    """Train the configured Accel version end to end; checkpoints at checkpoint_prefix().
+    """Train the configured Accel version end to end; checkpoints at accel.config.checkpoint_prefix.
     Returns accel.core.trainer.TrainResult; fit_kwargs go to accel.core.trainer.fit."""
-    from accel.core.pretrained import accel_chain, load_pretrained
-    from accel.core.trainer import checkpoint_prefix, contexts, fit
+    from accel.core.pretrained import accel_chain, pretrained_init
+    from accel.core.trainer import train_config
     from accel.dataset import dataset_from_config
     from accel.dataset.flow_pairs import SyntheticHops
     from dff_deeplab.symbol import network_from_config
@@ -30,10 +30,8 @@ def train_net(cfg, cfg_path: str, cpu: bool = False, resume: bool = False, **fit
                                 cfg.TRAIN.KEY_INTERVAL, cfg.TRAIN.SYNTHETIC_HOP)
     else:
         dataset = dataset_from_config(cfg, train=True)
-    chain = accel_chain(network.version)
-    return fit(cfg, symbol, dataset, checkpoint_prefix(cfg, cfg_path),
-               lambda shapes, batch: load_pretrained(cfg, symbol, shapes, chain, batch),
-               contexts(cfg, cpu), resume=resume or cfg.TRAIN.RESUME, **fit_kwargs)
+    init = pretrained_init(cfg, symbol, accel_chain(network.version))
+    return train_config(cfg, cfg_path, symbol, dataset, init, cpu, resume, **fit_kwargs)
 
 
 def main(argv):
@@ -41,6 +39,7 @@ def main(argv):
     from accel.cli.train import Runner, train_test
 
     return train_test(argv, Runner(train_net, None, __doc__.splitlines()[0]))
+
 
 if __name__ == "__main__":
     run(main)

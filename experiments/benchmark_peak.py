@@ -3,173 +3,47 @@
     python experiments/benchmark_peak.py                  # 256 -> 256 3x3 on 64x128, 10 repeats
     python experiments/benchmark_peak.py --gflop          # also DeepLab-101's GFLOP at 512x1024
 
-`conv_peaks` times one large 3x3 convolution (MKL-DNN subgraph fusion on, as the fast path
-runs) in float32, bfloat16 (accel.core.precision, only where the CPU has it: else the row
-says why) and INT8 (accel.runtime.quantize, calibrated on the input itself), the precisions
-interleaved repeat by repeat so that machine noise hits all of them. `conv_gflop` counts a
+One large 3x3 convolution (MKL-DNN subgraph fusion on, as the fast path runs) is timed in
+float32, bfloat16 (MXNet's AMP, only where the CPU has native BF16: else the row says why)
+and INT8 (accel.runtime.quantize, calibrated on the input itself), the precisions
+interleaved repeat by repeat so that machine noise hits all of them; --gflop counts a
 graph's convolution and transposed-convolution work (2 FLOP per multiply-add) from its
-inferred shapes: the denominators of the benchmark's "fraction of peak" column.
+inferred shapes: the denominators of a "fraction of peak" (accel.bench.peak).
 """
 import argparse
-import json
-import logging
-import time
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+import sys
+from typing import Optional, Sequence
 
-import accel  # noqa: F401  (first: sets OMP_NUM_THREADS before MXNet loads)
-import mxnet as mx
-import numpy as np
-
-PRECISIONS = ("fp32", "bf16", "int8")
-# Layers that multiply-add over a kernel window, by operator (the fast path's deformable
-# convolution is our Custom operator).
-CONV_OPS = ("Convolution", "Deconvolution", "_contrib_DeformableConvolution")
-CUSTOM_CONV_TYPES = ("accel_deformable_conv",)
+from accel.cli import run
+from accel.cli.flags import add_debug_flag, positive_int
 
 
-def conv_gflop(sym: mx.sym.Symbol, input_shapes: Mapping[str, Tuple[int, ...]]) -> float:
-    """GFLOP (2 per multiply-add) of a graph's convolutions, transposed convolutions and
-    deformable convolutions for the given input shapes (bias and offsets' sampling not
-    counted)."""
-    internals = sym.get_internals()
-    _, out_shapes, _ = internals.infer_shape(**input_shapes)
-    shapes = dict(zip(internals.list_outputs(), out_shapes))
-    arg_shapes, _, _ = sym.infer_shape(**input_shapes)
-    shapes.update(zip(sym.list_arguments(), arg_shapes))
-    nodes = json.loads(sym.tojson())["nodes"]
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Time the convolution per precision; the table goes to standard output."""
+    # Imported here, after run() has imported MXNET_VERSION's mxnet.
+    from accel.bench.peak import PRECISIONS, conv_gflop, conv_peaks, peak_table
 
-    def shape_of(entry):
-        node = nodes[entry[0]]
-        if node["op"] == "null":
-            return shapes[node["name"]]
-        name = node["name"] + "_output"
-        return shapes[name] if name in shapes else shapes["%s_output%d" % (node["name"], entry[1])]
-
-    total = 0
-    for node in nodes:
-        op = node["op"]
-        is_custom_conv = (op == "Custom"
-                          and node.get("attrs", {}).get("op_type") in CUSTOM_CONV_TYPES)
-        if op not in CONV_OPS and not is_custom_conv:
-            continue
-        # Inputs: data, (offset,) weight[, bias]; the weight is the first 4-D parameter after
-        # the data (and offset) input.
-        weight_index = 2 if (is_custom_conv or op == "_contrib_DeformableConvolution") else 1
-        weight = shape_of(node["inputs"][weight_index])
-        if op == "Deconvolution":   # weight (C_in, C_out / g, kh, kw) applied at each input pixel
-            n, _, h, w = shape_of(node["inputs"][0])
-        else:                       # weight (C_out, C_in / g, kh, kw) at each output pixel
-            n, _, h, w = shapes[node["name"] + "_output"]
-        total += 2 * n * h * w * int(np.prod(weight))
-    return total / 1e9
-
-
-def _conv_graph(channels: int) -> mx.sym.Symbol:
-    data = mx.sym.Variable("data")
-    conv = mx.sym.Convolution(data, num_filter=channels, kernel=(3, 3), pad=(1, 1),
-                              name="peak_conv")
-    return mx.sym.Activation(conv, act_type="relu", name="peak_relu")
-
-
-def _bound(precision: str, sym, args, data: np.ndarray):
-    """(executor, why-not) for one precision; executor None where this CPU cannot run it."""
-    if precision == "bf16":
-        from accel.core.precision import require_bf16, to_bf16
-
-        try:
-            require_bf16()
-        except RuntimeError as err:
-            return None, str(err)
-        sym, args, _ = to_bf16(sym, args, {}, keep_float32=())
-    elif precision == "int8":
-        from accel.runtime.quantize import int8_available, quantize_graph
-
-        if not int8_available():
-            return None, "this MXNet build has no MKL-DNN INT8 kernels"
-        sym, args, _ = quantize_graph(sym, args, {}, [{"data": data}], keep_float=())
-    elif precision != "fp32":
-        raise ValueError("precision must be one of %s, got %r" % (PRECISIONS, precision))
-    inputs = dict(args, data=mx.nd.array(data))
-    return sym.bind(mx.cpu(), {k: inputs[k] for k in sym.list_arguments()},
-                    grad_req="null"), None
-
-
-def conv_peaks(precisions: Sequence[str] = PRECISIONS, channels: int = 256,
-               size: Tuple[int, int] = (64, 128), repeats: int = 10, warmup: int = 2
-               ) -> Dict[str, dict]:
-    """GFLOPS of a `channels` -> `channels` 3x3 convolution (+ ReLU) on (1, channels, *size)
-    per precision, interleaved: {precision: {"median", "best", "ms", "gflop"} or
-    {"unsupported": reason}}."""
-    rng = np.random.default_rng(0)
-    data = rng.standard_normal((1, channels) + tuple(size)).astype(np.float32)
-    sym = _conv_graph(channels)
-    args = {"peak_conv_weight": mx.nd.array(
-                rng.standard_normal((channels, channels, 3, 3)).astype(np.float32)
-                / np.sqrt(9 * channels)),
-            "peak_conv_bias": mx.nd.zeros((channels,))}
-    gflop = conv_gflop(sym, {"data": data.shape})
-    exes, results = {}, {}
-    for p in precisions:
-        exe, why = _bound(p, sym, args, data)
-        if exe is None:
-            results[p] = {"unsupported": why}
-        else:
-            exes[p] = exe
-    times = {p: [] for p in exes}
-    for r in range(warmup + repeats):
-        for p, exe in exes.items():
-            t0 = time.perf_counter()
-            exe.forward(is_train=False)
-            exe.outputs[0].wait_to_read()
-            if r >= warmup:
-                times[p].append(time.perf_counter() - t0)
-    for p, t in times.items():
-        t = np.asarray(t)
-        results[p] = {"median": gflop / float(np.median(t)), "best": gflop / float(t.min()),
-                      "ms": 1000 * float(np.median(t)), "gflop": gflop}
-    return {p: results[p] for p in precisions}
-
-
-def conv_peak_gflops(precision: str, channels: int = 256, size: Tuple[int, int] = (64, 128),
-                     repeats: int = 10) -> Optional[float]:
-    """Best GFLOPS of the large 3x3 convolution in one precision; None where unsupported."""
-    return conv_peaks((precision,), channels, size, repeats)[precision].get("best")
-
-
-def peak_table(results: Mapping[str, dict], channels: int, size: Tuple[int, int]) -> str:
-    """Markdown table of `conv_peaks` results."""
-    lines = ["3x3 convolution %d -> %d on %dx%d (%.2f GFLOP), interleaved"
-             % (channels, channels, size[0], size[1],
-                next((r["gflop"] for r in results.values() if "gflop" in r), float("nan"))),
-             "", "| precision | ms (median) | GFLOPS (median) | GFLOPS (best) |",
-             "|---|---:|---:|---:|"]
-    for p, r in results.items():
-        if "unsupported" in r:
-            lines.append("| %s | - | - | not run: %s |" % (p, r["unsupported"]))
-        else:
-            lines.append("| %s | %.1f | %.0f | %.0f |" % (p, r["ms"], r["median"], r["best"]))
-    return "\n".join(lines)
-
-
-def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
-    parser.add_argument("--channels", type=int, default=256)
-    parser.add_argument("--size", type=int, nargs=2, default=[64, 128], metavar=("H", "W"))
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--channels", type=positive_int, default=256)
+    parser.add_argument("--size", type=positive_int, nargs=2, default=[64, 128],
+                        metavar=("H", "W"))
+    parser.add_argument("--repeats", type=positive_int, default=10)
     parser.add_argument("--gflop", action="store_true",
                         help="also print DeepLab-101's convolution GFLOP at 512x1024")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     results = conv_peaks(args.precisions, args.channels, tuple(args.size), args.repeats)
-    print(peak_table(results, args.channels, tuple(args.size)))
+    text = peak_table(results, args.channels, tuple(args.size))
     if args.gflop:
-        from deeplab.symbol import deeplab_resnet_v1_101
+        from accel.symbols.deeplab import SCORES, deeplab_symbol
 
-        sym = deeplab_resnet_v1_101().get_internals()["croped_score_output"]
-        print("DeepLab-101 at 512x1024: %.1f GFLOP of convolution"
-              % conv_gflop(sym, {"data": (1, 3, 512, 1024)}))
+        sym = deeplab_symbol("deeplab_resnet_v1_101", 19).get_internals()[SCORES]
+        text += ("\nDeepLab-101 at 512x1024: %.1f GFLOP of convolution"
+                 % conv_gflop(sym, {"data": (1, 3, 512, 1024)}))
+    sys.stdout.write(text + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

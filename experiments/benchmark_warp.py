@@ -5,120 +5,43 @@
 Runs on the CPU, and on GPU 0 too when MXNet has a GPU and CuPy is installed. Both
 operators are timed in the same run, through bound executors, forward alone and forward
 plus backward; the ratio is built-in time / fused time (above 1: fused is faster).
+Measurements: accel.bench.warp.
 """
 import argparse
-import logging
-import time
-from typing import Callable, Dict, List, Sequence, Tuple
+import sys
+from typing import Optional, Sequence, Tuple
 
-import accel  # noqa: F401  (first: sets OMP_NUM_THREADS before MXNet loads)
-import mxnet as mx
-import numpy as np
-
-import accel.operators as ops
-from accel.operators import cuda
-
-log = logging.getLogger("benchmark_warp")
+from accel.cli import run
+from accel.cli.flags import add_debug_flag, positive_int
 
 
-def builtin_warp(data: mx.sym.Symbol, flow: mx.sym.Symbol, name: str) -> mx.sym.Symbol:
-    """The official warp: GridGenerator(transform_type='warp') + BilinearSampler."""
-    grid = mx.sym.GridGenerator(data=flow, transform_type="warp", name=name + "_grid")
-    return mx.sym.BilinearSampler(data=data, grid=grid, name=name)
-
-
-# operator name -> symbol builder with the signature of accel.operators.flow_warp
-WARPS: Dict[str, Callable[..., mx.sym.Symbol]] = {
-    "GridGenerator+BilinearSampler": builtin_warp,
-    "fused flow_warp": ops.flow_warp,
-}
-
-
-def contexts() -> List[mx.Context]:
-    """CPU, plus GPU 0 where both MXNet and CuPy can use it."""
-    found = [mx.cpu()]
-    if mx.context.num_gpus() > 0:
-        try:
-            cuda.import_cupy()
-            found.append(mx.gpu(0))
-        except ImportError as err:
-            log.warning("skipping the GPU: %s", err)
-    return found
-
-
-def time_executor(build: Callable[..., mx.sym.Symbol], shape: Tuple[int, ...],
-                  ctx: mx.Context, repeat: int) -> Tuple[float, float]:
-    """Median seconds of (forward, forward + backward) of one warp at feature shape."""
-    rng = np.random.default_rng(0)
-    flow_shape = (shape[0], 2) + shape[2:]
-    sym = build(mx.sym.var("data"), mx.sym.var("flow"), name="warp")
-    exe = sym.simple_bind(ctx, data=shape, flow=flow_shape)
-    exe.arg_dict["data"][:] = rng.standard_normal(shape).astype(np.float32)
-    # flows of a few pixels, some leaving the image, like DFF's on res5
-    exe.arg_dict["flow"][:] = (rng.standard_normal(flow_shape) * 3).astype(np.float32)
-    grad = mx.nd.ones(shape, ctx=ctx)
-
-    def forward():
-        exe.forward(is_train=False)
-        exe.outputs[0].wait_to_read()
-
-    def forward_backward():
-        exe.forward(is_train=True)
-        exe.backward(grad)
-        for g in exe.grad_arrays:
-            g.wait_to_read()
-
-    result = []
-    for step in (forward, forward_backward):
-        step()  # warm-up: allocation, CuPy compilation
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-        result.append(float(np.median(times)))
-    return result[0], result[1]
-
-
-def parse_shape(text: str) -> Tuple[int, ...]:
+def feature_shape(text: str) -> Tuple[int, ...]:
     """'1x2048x64x128' -> (1, 2048, 64, 128)."""
-    shape = tuple(int(v) for v in text.lower().split("x"))
-    if len(shape) != 4:
+    try:
+        shape = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1:
         raise argparse.ArgumentTypeError(f"feature size must be NxCxHxW, got '{text}'")
     return shape
 
 
-def markdown_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    """Rows of cells as a Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Time both warps; the table goes to standard output."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", type=parse_shape,
+    parser.add_argument("--sizes", nargs="+", type=feature_shape,
                         default=[(1, 2048, 64, 128), (1, 2048, 32, 64)],
                         help="feature sizes NxCxHxW (default: res5 of 1024x2048 and 512x1024)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    parser.add_argument("--repeat", type=positive_int, default=5,
+                        help="timed runs per measurement")
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    # Imported here, after run() has imported MXNET_VERSION's mxnet.
+    from accel.bench.warp import warp_table
 
-    rows = []
-    for ctx in contexts():
-        for shape in args.sizes:
-            times = {name: time_executor(build, shape, ctx, args.repeat)
-                     for name, build in WARPS.items()}
-            (b_fwd, b_both), (f_fwd, f_both) = times.values()
-            rows.append([str(ctx), "x".join(map(str, shape)),
-                         f"{b_fwd * 1e3:.1f}", f"{f_fwd * 1e3:.1f}", f"{b_fwd / f_fwd:.2f}",
-                         f"{b_both * 1e3:.1f}", f"{f_both * 1e3:.1f}",
-                         f"{b_both / f_both:.2f}"])
-            log.info("done %s %s", ctx, shape)
-    print(markdown_table(rows, ["device", "features", "builtin fwd ms", "fused fwd ms",
-                                "fwd ratio", "builtin fwd+bwd ms", "fused fwd+bwd ms",
-                                "fwd+bwd ratio"]))
+    sys.stdout.write(warp_table(args.sizes, args.repeat) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

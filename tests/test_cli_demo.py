@@ -180,7 +180,7 @@ def test_keyframe_rate_alone_calibrates_the_threshold_on_the_training_split(acce
 
 
 def test_segmenter_policies_fixed_equals_today_and_always_equals_interval_one(accel18):
-    from accel.core.keyframes import AlwaysKey, FixedInterval
+    from accel.keyframes.policies import AlwaysKey, FixedInterval
 
     args, aux = accel18
     rng = np.random.default_rng(0)

@@ -98,8 +98,7 @@ def test_resume_with_a_changed_config_shows_the_differences(tmp_path):
     """#25.15: --resume with another learning rate or FLIP silently replaced the run's
     config; now the differences are listed and refused unless accepted (then recorded)."""
     from accel.cli.train import train_test
-    from accel.config import load_config
-    from accel.core.trainer import checkpoint_prefix
+    from accel.config import checkpoint_prefix, load_config
     from accel.utils.paths import saved_config_path
 
     calls = []

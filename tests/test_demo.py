@@ -13,7 +13,7 @@ import yaml
 
 from accel.config import config_to_dict, load_config
 from accel.core.initializer import initialize_missing, initialize_network
-from accel.core.trainer import checkpoint_prefix
+from accel.config import checkpoint_prefix
 from accel.utils.checkpoint import CheckpointError, save_checkpoint
 from accel.utils.visualize import Mp4Writer
 from accel.cli.demo import SAMPLE_CFG
@@ -223,6 +223,34 @@ def test_table_script_adds_fixed_vs_adaptive_rows(models, tmp_path):
     with pytest.raises(SystemExit) as exit_:     # the parser: an integer >= 2
         reproduce_tables.main(argv + ["--keyframe-rates", "1"])
     assert exit_.value.code == 2
+
+
+def test_adaptive_keyframes_runner_compares_the_schedules(models, tmp_path):
+    """experiments/dff_deeplab/adaptive_keyframes.py with the names its flags have always
+    had (--rates, --policies, --train-split, --calib-pairs): its four outputs, a fixed and an
+    adaptive row per version, and never a threshold set on the split reported."""
+    runner = _load_script(ROOT / "experiments" / "dff_deeplab" / "adaptive_keyframes.py")
+    cfg = config_to_dict(load_config(str(ROOT / SAMPLE_CFG)))
+    cfg["SCALES"] = [[64, 96]]
+    cfg["dataset"]["dataset_path"] = str(SAMPLE)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "adaptive"
+    argv = ["--cfg", str(path), "--model", models["18"], "--rates", "3", "--policies", "flow",
+            "--train-split", "train", "--calib-pairs", "2", "--no-consistency",
+            "--output", str(out)]
+    res = runner.main(argv)
+    assert list(res["versions"]) == ["dff", "18"]
+    for block in res["versions"].values():
+        assert [r["target_interval"] for r in block["fixed"]] == [1, 3]
+        assert [(r["policy"], r["target_interval"]) for r in block["adaptive"]] == [("flow", 3)]
+    assert "2 distinct real pairs" in res["calibration"]["what"]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["versions"]["18"]["adaptive"][0]["threshold"] is not None
+    assert "| Accel-18 | flow | 1/3 |" in (out / "results.md").read_text()
+    assert cv2.imread(str(out / "miou_vs_rate.png")) is not None
+    with pytest.raises(ValueError, match="--calibration-split val"):
+        runner.main(argv + ["--train-split", "val", "--overwrite"])
 
 
 def _constant_classes_miou(label_paths_and_classes, num_classes=CLASSES):

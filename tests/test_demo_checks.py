@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from accel.cli.data import demo_data, open_dataset
-from accel.cli.demo import accel_parser, keyframe_policy
+from accel.cli.demo import accel_parser
+from accel.cli.keyframes import keyframe_policy
 from accel.dataset import VideoFrames
 from accel.utils.checkpoint import CheckpointError
 from deeplab import demo as deeplab_demo
@@ -91,7 +92,7 @@ def test_a_single_image_is_a_one_frame_video(tmp_path):
 def test_adaptive_streams_of_one_frame_are_a_clear_error():
     """#25.16: the adaptive comparison on a split of one-frame streams: a clear error, not
     an IndexError."""
-    from accel.cli.keyframes import warm_up
+    from accel.keyframes.comparison import warm_up
     from accel.core.tester import LoadedFrame
 
     frame = LoadedFrame(np.zeros((2, 2, 3), np.uint8), np.zeros((1, 3, 2, 2), np.float32),

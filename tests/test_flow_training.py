@@ -5,10 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accel.config import load_config, merge_overrides
+from accel.config import checkpoint_prefix, load_config, merge_overrides
 from accel.core import flow_training
 from accel.core.pretrained import accel_chain, load_pretrained
-from accel.core.trainer import checkpoint_prefix
 from accel.utils import paths
 from dff_deeplab.symbol import AccelNetwork
 

@@ -15,6 +15,7 @@ import mxnet as mx
 import pytest
 
 from accel.utils import device, gpu
+from accel.utils.fatbin import fatbin_architectures
 
 REPO = Path(__file__).resolve().parents[1]
 CU112 = gpu.MXNET_BUILD_ARCHS[("mxnet-cu112", "1.9.1")]
@@ -76,7 +77,7 @@ def test_installed_mxnet_architectures():
     """The CPU build carries no CUDA code; a GPU wheel gives its table row."""
     libmxnet = os.path.join(os.path.dirname(mx.__file__), "libmxnet.so")
     if gpu.mxnet_gpu_distribution() is None:
-        assert gpu.fatbin_architectures(libmxnet) == {"cubin": (), "ptx": ()}
+        assert fatbin_architectures(libmxnet) == {"cubin": (), "ptx": ()}
         assert gpu.mxnet_cuda_architectures() == ()
     else:
         assert gpu.mxnet_cuda_architectures() == CU112
@@ -101,7 +102,7 @@ def test_fatbin_reader_on_a_built_library(tmp_path):
                       "const unsigned char fatbin[] = {%s};\n" % ",".join(map(str, blob)))
     library = tmp_path / "libfat.so"
     subprocess.run([cc, "-shared", "-fPIC", str(source), "-o", str(library)], check=True)
-    assert gpu.fatbin_architectures(str(library)) == {"cubin": ((5, 2), (8, 0), (9, 0)),
+    assert fatbin_architectures(str(library)) == {"cubin": ((5, 2), (8, 0), (9, 0)),
                                                       "ptx": ((7, 0),)}
 
 
@@ -109,7 +110,7 @@ def test_fatbin_reader_rejects_a_non_elf_file(tmp_path):
     path = tmp_path / "x.so"
     path.write_bytes(b"not an elf file" * 8)
     with pytest.raises(ValueError, match="x.so: not a 64-bit little-endian ELF file"):
-        gpu.fatbin_architectures(str(path))
+        fatbin_architectures(str(path))
 
 
 # ---------------------------------------------------------------- preloading
@@ -393,13 +394,14 @@ def test_gpu_runtime_segments_like_the_cpu():
     torch_gpu_or_skip()
     from accel.core.inference import VideoSegmenter
     from accel.networks import accel_network
-    from accel.runtime import check, make_runtime
+    from accel.oracle import synthetic_params
+    from accel.runtime import make_runtime
     from accel.utils.image import image_to_tensor, read_image, resize_image
 
     paths = sorted((REPO / "sample_data" / "camvid" / "val").glob("*.png"))[:4]
     clip = [image_to_tensor(resize_image(read_image(str(p)), (128, 256)), (103.06, 115.9, 123.15))
             for p in paths]
-    args, aux = check.synthetic_params("18", 19, clip[0].shape)
+    args, aux = synthetic_params(accel_network("18", 19), clip[0].shape, make_runtime("torch"))
     preds = []
     for gpu_id in (None, 0):
         seg = VideoSegmenter(accel_network("18", 19, True), args, aux, 2,

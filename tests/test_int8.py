@@ -8,7 +8,7 @@ import pytest
 from accel.core.inference import VideoSegmenter
 from accel.runtime.quantize import int8_available
 from accel.cli.data import calibration_frames
-from accel.cli.demo import add_speed_arguments, speed_options
+from accel.cli.runtime import add_speed_arguments, speed_options
 from accel.runtime import make_runtime
 from dff_deeplab.fast_symbol import FastAccelNetwork
 from dff_deeplab.symbol import AccelNetwork

@@ -3,11 +3,14 @@ the adaptive ones respect their gaps, and the budget mode hits its rate."""
 import numpy as np
 import pytest
 
-from accel.core.budget import ObservingSegmenter, ReferenceHead, calibrate_for_rate, simulate
-from accel.core.keyframes import (AlwaysKey, BranchDisagreement, FixedInterval,
-                                  FlowInconsistency, FlowMagnitude, FrameObservation,
-                                  calibrate_threshold, default_gaps, make_policy, replay,
-                                  schedule_stats)
+from accel.core.inference import FrameObservation
+from accel.core.timing import schedule_stats
+from accel.keyframes.budget import (ObservingSegmenter, ReferenceHead, calibrate_for_rate,
+                                    calibrate_threshold, simulate)
+from accel.keyframes.policies import (AlwaysKey, BranchDisagreement, FixedInterval,
+                                      FlowInconsistency, FlowMagnitude, default_gaps,
+                                      make_policy)
+from accel.keyframes.schedule import replay
 
 
 def flow_stream(n, seed=0, h=6, w=8, burst=None):
@@ -225,7 +228,7 @@ def test_calibration_streams_fill_each_training_hop_with_test_rate_frames():
     """Budget mode's streams: `pairs` real training pairs in runs of `chunk`; with `steps`
     > 1 each pair gets steps-1 synthetic frames, and every steps-th frame is the real one."""
     from pathlib import Path
-    from accel.cli.keyframes import calibration_streams
+    from accel.keyframes.streams import calibration_streams
     from accel.dataset import CamVidVideo
     root = Path(__file__).resolve().parents[1] / "sample_data" / "camvid"
     video = CamVidVideo(root=str(root), split="train", key_interval=1,
@@ -252,7 +255,7 @@ def test_calibration_pairs_are_distinct_capped_and_streamed(caplog, monkeypatch)
     time when iterated."""
     import logging
     from pathlib import Path
-    from accel.cli import keyframes
+    from accel.keyframes import streams as keyframes
     from accel.dataset import CamVidVideo
     root = Path(__file__).resolve().parents[1] / "sample_data" / "camvid"
     video = CamVidVideo(root=str(root), split="train", key_interval=1,

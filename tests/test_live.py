@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import cv2
 
-from accel.core.inference import FrameResult
-from accel.core.keyframes import FixedInterval, FlowMagnitude, FrameObservation
+from accel.core.inference import FrameObservation, FrameResult
+from accel.keyframes.policies import FixedInterval, FlowMagnitude
 from accel.core.tester import prepare_frame
 from accel.dataset.camvid import CAMVID_CLASSES, CAMVID_PALETTE
 from accel.cli.live import live_requested

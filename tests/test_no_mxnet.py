@@ -8,11 +8,12 @@ import sys
 import pytest
 
 WITHOUT_MXNET = ["accel.dataset", "accel.core.metrics", "accel.core.consistency",
-                 "accel.core.tester", "accel.core.timing", "accel.core.keyframes",
+                 "accel.core.tester", "accel.core.timing", "accel.keyframes",
                  "accel.core.inference", "accel.utils.plots", "accel.utils.visualize",
                  "accel.utils.checkpoint", "accel.utils.params_file", "accel.config",
                  "accel.networks", "accel.graphs", "accel.oracle", "accel.live",
-                 "accel.cli.demo", "accel.cli.tables", "accel.cli.live", "accel.cli.train"]
+                 "accel.cli.demo", "accel.cli.tables", "accel.cli.live", "accel.cli.train",
+                 "accel.cli.keyframes", "accel.cli.benchmark"]
 WITH_TORCH = ["accel.runtime.torch_runtime", "accel.runtime.torch_ops",
               "accel.core.runtime_check"]
 

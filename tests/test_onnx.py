@@ -265,3 +265,29 @@ def test_outputs_keep_the_symbol_order(tmp_path):
     model = export_graph(sym, params, {}, {"data": (1, 3, 4, 4)}, tmp_path / "two.onnx")
     assert [o.name for o in model.graph.output] == ["state", "score"]
     assert OrtGraph(tmp_path / "two.onnx").outputs == ["state_output", "score_output"]
+
+
+def test_export_runner_checks_its_files_and_times_them_on_the_segmenter(tmp_path, caplog):
+    """experiments/export_onnx.py --check --benchmark: both files written and checked
+    against MXNet through accel.runtime, then timed by the segmenter on the ONNX Runtime
+    runtime beside MXNet's reference and fast paths (the benchmark's table)."""
+    import importlib.util
+    import logging
+
+    spec = importlib.util.spec_from_file_location(
+        "export_onnx", HERE.parent / "experiments" / "export_onnx.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    with caplog.at_level(logging.INFO):
+        result = runner.main(["--version", "18", "--random-weights", "--size", "64", "128",
+                              "--check", "--benchmark", "3", "--interval", "2",
+                              "--output", str(tmp_path)])
+    assert sorted(Path(p).name for p in result["files"].values()) == [
+        "accel_18.cur_test.onnx", "accel_18.key_test.onnx"]
+    diffs = [r.getMessage() for r in caplog.records if "max abs diff" in r.getMessage()]
+    assert len(diffs) == 4 and all("argmax agreement 1.00000" in d for d in diffs
+                                   if "croped_score" in d or "correction" in d)
+    table = result["benchmark"]
+    for path in ("reference", "fast", "onnxruntime reference"):
+        assert f"| Accel-18 | {path} |" in table
+    assert "argmax agreement, ONNX Runtime vs MXNet reference: mean 1.00000" in table

@@ -1,6 +1,6 @@
-"""Flow warp and correlation operators: NumPy path, MXNet custom ops, CUDA kernels.
+"""The flow warp operator: NumPy path, MXNet custom op, CUDA kernels.
 
-The MXNet built-ins (GridGenerator + BilinearSampler, Correlation) are the oracle on CPU;
+The MXNet built-ins (GridGenerator + BilinearSampler) are the oracle on CPU;
 the CUDA kernels are compared with the NumPy path where CuPy and a GPU exist.
 """
 import ctypes
@@ -21,16 +21,6 @@ from operator_helpers import WARP_CASES, cupy_or_skip, random_warp_inputs
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ACCEL_SHARED_DIR", REPO.parent / "shared"))
 SINTEL = SHARED / "data" / "sintel_flow" / "sintel_training"
-
-# mx.sym.Correlation parameter sets: FlowNetC's own, strided, kernel 3, abs-difference
-CORRELATION_CASES = [
-    dict(kernel_size=1, max_displacement=4, stride1=1, stride2=1, pad_size=4, is_multiply=True),
-    dict(kernel_size=1, max_displacement=4, stride1=1, stride2=2, pad_size=4, is_multiply=True),
-    dict(kernel_size=3, max_displacement=2, stride1=2, stride2=1, pad_size=3, is_multiply=True),
-    dict(kernel_size=3, max_displacement=3, stride1=3, stride2=1, pad_size=2, is_multiply=False),
-    dict(kernel_size=1, max_displacement=5, stride1=2, stride2=2, pad_size=0, is_multiply=False),
-]
-
 
 def run_executor(sym, inputs, grad_out, grad_req="write"):
     """Forward and backward of sym on CPU; returns (output, {input name: gradient})."""
@@ -226,181 +216,6 @@ def test_flow_warp_sintel_ground_truth_flow_aligns_frames():
                                builtin.asnumpy(), atol=1e-2)
 
 
-# ---------------------------------------------------------------- correlation
-
-
-def builtin_correlation_symbol(**params):
-    return mx.sym.Correlation(data1=mx.sym.var("data1"), data2=mx.sym.var("data2"), **params)
-
-
-def test_correlation_smoke():
-    sym = ops.correlation(mx.sym.var("a"), mx.sym.var("b"), name="corr", max_displacement=2)
-    assert sym.list_arguments() == ["a", "b"]
-    assert sym.list_outputs() == ["corr_output"]
-    out = sym.eval(ctx=mx.cpu(), a=mx.nd.ones((1, 2, 5, 5)), b=mx.nd.ones((1, 2, 5, 5)))[0]
-    assert out.shape == (1, 25, 1, 1)
-
-
-def test_correlation_defaults_are_builtin_defaults():
-    shape = (1, 2, 6, 7)
-    custom = mx.sym.Custom(data1=mx.sym.var("data1"), data2=mx.sym.var("data2"),
-                           op_type=custom_ops.CORRELATION_OP)
-    assert custom.infer_shape(data1=shape, data2=shape)[1] == \
-        builtin_correlation_symbol().infer_shape(data1=shape, data2=shape)[1]
-
-
-def test_correlation_bad_inputs_raise():
-    a, b = np.zeros((1, 3, 8, 9), np.float32), np.zeros((1, 3, 8, 10), np.float32)
-    with pytest.raises(ValueError) as err:
-        ops.correlation_numpy(a, b, max_displacement=1)
-    assert "(1, 3, 8, 9)" in str(err.value) and "(1, 3, 8, 10)" in str(err.value)
-    with pytest.raises(ValueError, match="odd"):
-        ops.correlation_numpy(a, a, kernel_size=2)
-    with pytest.raises(ValueError, match="too small"):
-        ops.correlation_numpy(a, a, max_displacement=5)
-    with pytest.raises(ValueError, match="unknown correlation parameters"):
-        custom_ops.CorrelationProp(kernel_size="1", dilation="2")
-    sym = ops.correlation(mx.sym.var("a"), mx.sym.var("b"), name="corr")
-    with pytest.raises(mx.base.MXNetError):
-        sym.infer_shape(a=a.shape, b=b.shape)
-
-
-@pytest.mark.parametrize("params", CORRELATION_CASES)
-def test_correlation_output_shape_matches_builtin(params):
-    for shape in [(1, 3, 11, 13), (2, 1, 16, 12)]:
-        sym = ops.correlation(mx.sym.var("data1"), mx.sym.var("data2"), "corr", **params)
-        _, got, _ = sym.infer_shape(data1=shape, data2=shape)
-        _, want, _ = builtin_correlation_symbol(**params).infer_shape(data1=shape,
-                                                                      data2=shape)
-        assert got == want
-
-
-def test_correlation_known_answer_shifted_copy():
-    rng = np.random.default_rng(3)
-    a = rng.standard_normal((1, 4, 9, 10)).astype(np.float32)
-    dy, dx = 1, -2
-    b = np.roll(a, shift=(dy, dx), axis=(2, 3))  # b[y + dy, x + dx] = a[y, x]
-    params = dict(kernel_size=1, max_displacement=2, stride1=1, stride2=1, pad_size=2)
-    out = ops.correlation_numpy(a, b, **params)
-    grid = 5
-    channel = (dy + 2) * grid + (dx + 2)
-    # away from the wrapped border, that channel is the mean over channels of a * a
-    inner = (slice(2, 7), slice(3, 7))
-    np.testing.assert_allclose(out[0, channel][inner], (a[0] ** 2).mean(axis=0)[inner],
-                               rtol=1e-5)
-    assert out[0, grid * grid // 2][inner].std() > 0  # zero displacement is another thing
-
-
-@pytest.mark.parametrize("params", CORRELATION_CASES)
-def test_correlation_matches_builtin_forward_backward(params):
-    rng = np.random.default_rng(params["max_displacement"] * 7 + params["kernel_size"])
-    shape = (2, 3, 11, 13)
-    inputs = {"data1": rng.standard_normal(shape).astype(np.float32),
-              "data2": rng.standard_normal(shape).astype(np.float32)}
-    _, (out_shape,), _ = builtin_correlation_symbol(**params).infer_shape(data1=shape,
-                                                                          data2=shape)
-    grad_out = rng.standard_normal(out_shape).astype(np.float32)
-    want, want_grads = run_executor(builtin_correlation_symbol(**params), inputs, grad_out)
-    got, got_grads = run_executor(
-        ops.correlation(mx.sym.var("data1"), mx.sym.var("data2"), "corr", **params),
-        inputs, grad_out)
-    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
-    for name in inputs:
-        np.testing.assert_allclose(got_grads[name], want_grads[name], atol=1e-5, rtol=1e-5)
-        assert np.abs(want_grads[name]).max() > 0
-
-
-def test_correlation_abs_gradient_at_ties_matches_builtin():
-    # |a - b| has no derivative where a == b; MXNet takes sign(a - b) = +1 there
-    rng = np.random.default_rng(9)
-    data = rng.standard_normal((1, 2, 6, 7)).astype(np.float32)
-    params = dict(kernel_size=1, max_displacement=1, stride1=1, stride2=1, pad_size=1,
-                  is_multiply=False)
-    inputs = {"data1": data, "data2": data.copy()}
-    grad_out = np.ones((1, 9, 6, 7), np.float32)
-    _, want = run_executor(builtin_correlation_symbol(**params), inputs, grad_out)
-    got = ops.correlation_backward_numpy(data, data, grad_out, **params)
-    for name, g in zip(inputs, got):
-        np.testing.assert_allclose(g, want[name], atol=1e-6)
-
-
-@pytest.mark.parametrize("is_multiply", [True, False])
-def test_correlation_numeric_gradient_float64(is_multiply):
-    rng = np.random.default_rng(4)
-    params = dict(kernel_size=3, max_displacement=2, stride1=2, stride2=1, pad_size=2,
-                  is_multiply=is_multiply)
-    a, b = rng.standard_normal((2, 1, 2, 5, 6))
-    grad_out = rng.standard_normal(ops.correlation_numpy(a, b, **params).shape)
-    grad_a, grad_b = ops.correlation_backward_numpy(a, b, grad_out, **params)
-    np.testing.assert_allclose(
-        grad_a, numeric_gradient(lambda x: ops.correlation_numpy(x, b, **params), a.copy(),
-                                 grad_out), atol=1e-7)
-    np.testing.assert_allclose(
-        grad_b, numeric_gradient(lambda x: ops.correlation_numpy(a, x, **params), b.copy(),
-                                 grad_out), atol=1e-7)
-
-
-# ---------------------------------------------------------------- devices
-
-
-# A network-level use: the correlation stage of a FlowNetC-style network (shared tower,
-# correlation, conv_redir) on a textured image and the same image moved by a known shift.
-_TINY_TOWER = (("conv1", 16, 7, 2), ("conv2", 24, 5, 2), ("conv3", 24, 5, 2))
-
-
-def _flownet_c_corr(op, image1, image2, params=None):
-    from accel.symbols.flownet_c import flownet_c_stage
-    sym = flownet_c_stage(mx.sym.var("image1"), mx.sym.var("image2"), max_displacement=4,
-                          stride2=2, redir=8, tower=_TINY_TOWER, op=op)
-    shapes = dict(image1=image1.shape, image2=image2.shape)
-    arg_shapes, out_shapes, _ = sym.infer_shape(**shapes)
-    if params is None:
-        rng = np.random.default_rng(5)
-        params = {n: rng.standard_normal(s).astype(np.float32) * 0.2
-                  for n, s in zip(sym.list_arguments(), arg_shapes) if n not in shapes}
-    corr = mx.sym.Group([sym.get_internals()["corr_relu_output"], sym])
-    args = {"image1": mx.nd.array(image1), "image2": mx.nd.array(image2),
-            **{n: mx.nd.array(v) for n, v in params.items()}}
-    grads = {n: mx.nd.zeros(v.shape) for n, v in params.items()}
-    exe = corr.bind(mx.cpu(), args, args_grad=grads, grad_req={n: "write" if n in params
-                                                              else "null" for n in args})
-    volume, stage = (o.asnumpy() for o in exe.forward(is_train=True))
-    exe.backward([mx.nd.ones(volume.shape), mx.nd.ones(stage.shape)])
-    return volume, stage, params, {n: g.asnumpy() for n, g in grads.items()}
-
-
-def test_flownet_c_correlation_stage_finds_a_known_shift():
-    from accel.symbols.flownet_c import displacement_channel
-    rng = np.random.default_rng(4)
-    canvas = cv2.GaussianBlur(rng.standard_normal((112, 160, 3)).astype(np.float32), (0, 0), 1.5)
-    canvas = canvas.transpose(2, 0, 1)[None]
-    # Two crops of one scene: image2[y, x] = image1[y + 16, x - 32], so image 2's features
-    # are image 1's moved by (-2, +4) feature pixels (stride 8).
-    image1 = np.ascontiguousarray(canvas[:, :, 0:96, 32:160])
-    image2 = np.ascontiguousarray(canvas[:, :, 16:112, 0:128])
-    volume, stage, params, grads = _flownet_c_corr("accel", image1, image2)
-    assert volume.shape == (1, 25, 12, 16) and stage.shape == (1, 8 + 25, 12, 16)
-    # Channels run over dy in (-4, -2, 0, 2, 4), then dx: (-2, +4) is row 1, column 4 = 9.
-    shift = displacement_channel(-2, 4, max_displacement=4, stride2=2)
-    assert shift == 9 and displacement_channel(0, 0, 4, 2) == 12
-    # Known answer where both towers see whole receptive fields: at the true displacement
-    # the correlation of the pair is image 1's correlation with itself at zero displacement.
-    same, _, _, _ = _flownet_c_corr("accel", image1, image1, params)
-    inner = (slice(5, 9), slice(3, 9))
-    np.testing.assert_allclose(volume[0, shift][inner], same[0, 12][inner], rtol=1e-4)
-    assert not np.allclose(volume[0, 12][inner], same[0, 12][inner], rtol=1e-2)
-    # Same network on MXNet's built-in Correlation: same volume, same tower gradients.
-    b_volume, b_stage, _, b_grads = _flownet_c_corr("builtin", image1, image2, params)
-    np.testing.assert_allclose(volume, b_volume, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(stage, b_stage, rtol=1e-4, atol=1e-5)
-    for name in ("conv1_weight", "conv3_bias", "conv_redir_weight"):
-        assert np.abs(grads[name]).max() > 0, name
-        np.testing.assert_allclose(grads[name], b_grads[name], rtol=1e-3,
-                                   atol=1e-4 * np.abs(b_grads[name]).max(), err_msg=name)
-    with pytest.raises(ValueError, match="not on the 2-pixel grid"):
-        displacement_channel(1, 0, max_displacement=4, stride2=2)
-
-
 def test_gpu_context_without_cupy_is_an_error():
     try:
         import cupy  # noqa: F401
@@ -445,27 +260,6 @@ def test_cuda_warp_kernels_emulated_on_host_match_numpy(host_kernels):
         np.testing.assert_allclose(grad_flow, want_flow, atol=1e-12)
 
 
-@pytest.mark.parametrize("params", CORRELATION_CASES)
-def test_cuda_correlation_kernels_emulated_on_host_match_numpy(host_kernels, params):
-    rng = np.random.default_rng(11)
-    a, b = rng.standard_normal((2, 2, 3, 11, 13))
-    b[..., ::3, :] = a[..., ::3, :]  # ties, where the abs gradient takes sign +1
-    want = ops.correlation_numpy(a, b, **params)
-    grad_out = rng.standard_normal(want.shape)
-    kernel_params, _ = cuda.correlation_kernel_params(a.shape, **params)
-    kernel_params = np.array(kernel_params, dtype=np.int32)
-    out = np.zeros_like(want)
-    host_kernels.corr_forward(ptr(a), ptr(b), ptr(out), ctypes.c_longlong(out.size),
-                              ptr(kernel_params))
-    np.testing.assert_allclose(out, want, atol=1e-12)
-    wants = ops.correlation_backward_numpy(a, b, grad_out, **params)
-    for which, want_grad in enumerate(wants):
-        grad = np.zeros_like(a)
-        host_kernels.corr_backward(ptr(a), ptr(b), ptr(grad_out), ptr(grad), which,
-                                   ctypes.c_longlong(a.size), ptr(kernel_params))
-        np.testing.assert_allclose(grad, want_grad, atol=1e-12)
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-4), (np.float64, 1e-10)])
 def test_gpu_flow_warp_matches_numpy(dtype, tol):
@@ -480,22 +274,6 @@ def test_gpu_flow_warp_matches_numpy(dtype, tol):
                                             cupy.asarray(grad_out))
         for g, want in zip(got_grads, ops.warp_backward_numpy(feat, flow, grad_out)):
             np.testing.assert_allclose(cupy.asnumpy(g), want, atol=tol * 10, rtol=tol)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("params", CORRELATION_CASES)
-def test_gpu_correlation_matches_numpy(params):
-    cupy = cupy_or_skip()
-    rng = np.random.default_rng(7)
-    a, b = rng.standard_normal((2, 2, 3, 11, 13)).astype(np.float32)
-    want = ops.correlation_numpy(a, b, **params)
-    got = cuda.correlation_forward_cuda(cupy.asarray(a), cupy.asarray(b), **params)
-    np.testing.assert_allclose(cupy.asnumpy(got), want, atol=1e-5)
-    grad_out = rng.standard_normal(want.shape).astype(np.float32)
-    got_grads = cuda.correlation_backward_cuda(cupy.asarray(a), cupy.asarray(b),
-                                               cupy.asarray(grad_out), **params)
-    for g, w in zip(got_grads, ops.correlation_backward_numpy(a, b, grad_out, **params)):
-        np.testing.assert_allclose(cupy.asnumpy(g), w, atol=1e-5)
 
 
 @pytest.mark.gpu

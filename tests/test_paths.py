@@ -9,8 +9,8 @@ from accel.utils import paths
 def test_file_names_are_those_of_the_original_layout():
     run = paths.run_dir("/out", "experiments/x/cfgs/accel_18.yaml", "train+val")
     assert run == "/out/accel_18/train_val"
-    prefix = paths.checkpoint_prefix(run, "accel-18")
-    assert prefix == paths.run_prefix("/out", "cfgs/accel_18.yaml", "train+val", "accel-18")
+    prefix = paths.run_prefix("/out", "cfgs/accel_18.yaml", "train+val", "accel-18")
+    assert prefix == run + "/accel-18"
     assert paths.params_path(prefix, 3) == "/out/accel_18/train_val/accel-18-0003.params"
     assert paths.states_path(prefix, 3) == prefix + "-0003.states"
     assert paths.train_state_path(prefix, 12) == prefix + "-0012.json"

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip insta
                                             "constraints.txt torch, or sh init.sh)")
 
 from accel.core.inference import FrameSegmenter, VideoSegmenter  # noqa: E402
-from accel.core.keyframes import make_policy  # noqa: E402
+from accel.keyframes.policies import make_policy  # noqa: E402
 from accel.networks import DeepLabGraphs, accel_network  # noqa: E402
 from accel.runtime import make_runtime  # noqa: E402
 from accel.graphs import load_graph  # noqa: E402
@@ -211,6 +211,37 @@ def test_demo_runs_without_mxnet_and_matches_the_mxnet_demo(checkpoint, tmp_path
     for a in maps:
         b = tmp_path / "torch" / "maps" / a.name
         assert (cv2.imread(str(a)) == cv2.imread(str(b))).all(axis=2).mean() >= 0.999
+
+
+@pytest.mark.parametrize("runner", ["dff_deeplab/test.py", "deeplab/test.py"])
+def test_test_entry_points_run_without_mxnet_or_the_training_code(runner, checkpoint,
+                                                                   deeplab18, tmp_path):
+    """Issue #26.4: deeplab/test.py and dff_deeplab/test.py with --runtime torch import
+    neither MXNet nor accel.core.trainer; the results land beside the run's checkpoint."""
+    from accel.config import checkpoint_prefix, load_config, merge_overrides, run_results_path
+
+    accel = runner.startswith("dff")
+    cfg_path = ROOT / "experiments" / ("dff_deeplab/cfgs/accel_18_camvid_sample.yaml" if accel
+                                       else "deeplab/cfgs/deeplab_camvid_sample.yaml")
+    overrides = [f"output_path={tmp_path}", "SCALES=[[64, 96]]", "TEST.test_epoch=2"]
+    if not accel:
+        overrides.append("symbol=deeplab_resnet_18")
+    cfg = merge_overrides(load_config(str(cfg_path)), overrides)
+    prefix = checkpoint_prefix(cfg, str(cfg_path))
+    os.makedirs(os.path.dirname(prefix))
+    os.symlink((checkpoint if accel else deeplab18["good"]) + "-0000.params",
+               prefix + "-0002.params")
+    script = (BLOCK_MXNET + "sys.modules['accel.core.trainer'] = None\nimport runpy\n"
+              "sys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name='__main__')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "lib"), str(ROOT)]))
+    proc = subprocess.run([sys.executable, "-c", script, runner, "--cfg", str(cfg_path),
+                           "--runtime", "torch", "--cpu"] + overrides, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(Path(run_results_path(cfg, str(cfg_path), 2,
+                                               3 if accel else None)).read_text())
+    assert results["runtime"] == "torch" and results["frames"] == 12
+    assert results["checkpoint"] == prefix + "-0002.params"
 
 
 def test_torch_runtime_without_pytorch_says_how_to_install_it(tmp_path):

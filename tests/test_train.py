@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accel.config import ConfigError, load_config, merge_overrides
+from accel.config import ConfigError, checkpoint_prefix, load_config, merge_overrides
 from accel.core.pretrained import PretrainedError, accel_chain, frozen_names, load_pretrained
 from accel.cli.train import Runner, train_test
 from deeplab.test import test_net as deeplab_test
@@ -20,7 +20,7 @@ from deeplab.train import train_net as deeplab_train
 from dff_deeplab.test import test_net as accel_test
 from dff_deeplab.train_end2end import train_net as accel_train
 from accel.core.tester import prepare_frame
-from accel.core.trainer import RunExistsError, checkpoint_prefix
+from accel.core.train_state import RunExistsError
 from accel.dataset import dataset_from_config
 from accel.utils import paths
 from accel.utils.checkpoint import load_checkpoint
@@ -255,24 +255,24 @@ def test_resuming_a_complete_run_just_finishes(uninterrupted):
 
 
 def test_resume_point_is_the_last_complete_epoch(tmp_path):
-    from accel.core.trainer import _resume_point
+    from accel.core.train_state import resume_point
 
     prefix = str(tmp_path / "model")
-    assert _resume_point(prefix) is None
+    assert resume_point(prefix) is None
     files = {1: (".params", ".states", ".json"), 2: (".params", ".json"),
              3: (".states", ".json"), 4: (".params", ".states")}
     for epoch, suffixes in files.items():
         for suffix in suffixes:
             Path("%s-%04d%s" % (prefix, epoch, suffix)).write_bytes(b"x")
-    assert _resume_point(prefix) == 1
+    assert resume_point(prefix) == 1
     Path(prefix + "-0004.json").write_bytes(b"x")
-    assert _resume_point(prefix) == 4
+    assert resume_point(prefix) == 4
 
 
 def test_a_failed_save_names_the_file_and_the_intact_checkpoint(tmp_path, monkeypatch):
     import mxnet as mx
 
-    from accel.core import trainer
+    from accel.core import train_state
     from accel.utils.checkpoint import save_checkpoint
 
     prefix = str(tmp_path / "model")
@@ -283,8 +283,8 @@ def test_a_failed_save_names_the_file_and_the_intact_checkpoint(tmp_path, monkey
     def full(fname, data):
         raise mx.base.MXNetError("Check failed: FileStream.Write incomplete")
     monkeypatch.setattr(mx.nd, "save", full)
-    with pytest.raises(trainer.CheckpointError) as err:
-        trainer._save(prefix, 2, exe, {"data": (1, 2)}, {"fc_weight@0": mx.nd.ones((3, 2))},
+    with pytest.raises(train_state.CheckpointError) as err:
+        train_state.save_epoch(prefix, 2, exe, {"data": (1, 2)}, {"fc_weight@0": mx.nd.ones((3, 2))},
                       {"num_update": 2}, 1)
     message = str(err.value)
     assert "epoch 2 not saved" in message and prefix + "-0002.states" in message

@@ -21,13 +21,16 @@ from typing import Any, Callable, Dict, Iterable, List
 
 import yaml
 
+from accel.utils.image import PIXEL_MEANS
+
 try:
     from easydict import EasyDict as edict
 except ImportError:  # the MXNet-free runtime install (numpy, torch, opencv, pyyaml only)
     from accel.utils.attrdict import AttrDict as edict
 
 __all__ = ["ConfigError", "get_defaults", "load_config", "merge_overrides", "dump_config",
-           "config_to_dict", "parse_gpus", "parse_lr_steps", "resolve_paths", "PATH_KEYS"]
+           "config_to_dict", "parse_gpus", "parse_lr_steps", "resolve_paths", "PATH_KEYS",
+           "checkpoint_prefix", "run_results_path"]
 
 
 class ConfigError(ValueError):
@@ -71,7 +74,7 @@ _C.network.pretrained_ec = ""
 # Epoch number of all pretrained checkpoints (file <prefix>-%04d.params).
 _C.network.pretrained_epoch = 0
 # Per-channel means subtracted from the input, in BGR order (the image is fed as RGB).
-_C.network.PIXEL_MEANS = [103.06, 115.90, 123.15]
+_C.network.PIXEL_MEANS = list(PIXEL_MEANS)
 # Pad images to a multiple of this stride; 0 = no padding.
 _C.network.IMAGE_STRIDE = 0
 # Parameters whose names start with any of these prefixes are frozen during training.
@@ -506,6 +509,25 @@ def resolve_paths(cfg: edict, base: str) -> edict:
             node = node[part]
         node[last] = resolve(str(node[last]), base)
     return out
+
+
+def checkpoint_prefix(cfg: Mapping, cfg_path: str) -> str:
+    """Where the run of config file `cfg_path` writes `<prefix>-%04d.params`, for training
+    and evaluation alike: <output_path>/<cfg name>/<image_set>/<TRAIN.model_prefix>
+    (accel.utils.paths.run_prefix, the naming rule)."""
+    from accel.utils.paths import run_prefix
+
+    return run_prefix(cfg.output_path, cfg_path, cfg.dataset.image_set, cfg.TRAIN.model_prefix)
+
+
+def run_results_path(cfg: Mapping, cfg_path: str, epoch: int, interval=None,
+                      kind: str = "") -> str:
+    """The results of testing epoch `epoch` of that run on dataset.test_image_set, beside its
+    checkpoint (accel.utils.paths.results_path: at keyframe `interval`, or of a `kind`)."""
+    from accel.utils.paths import results_path
+
+    return results_path(checkpoint_prefix(cfg, cfg_path), epoch, cfg.dataset.test_image_set,
+                        interval, kind)
 
 
 def config_to_dict(cfg: Mapping) -> Dict[str, Any]:

@@ -83,11 +83,18 @@ class Network(Protocol):
         """The official graphs of the same network (checkpoint checks, panels)."""
 
 
-class _Defaults:
-    """What a network without derived parameters, fusion bias or branches answers."""
+class _OfficialGraphs:
+    """What official graphs answer alike: scores at input resolution, no per-branch scores
+    unless a version says so, nothing derived from the checkpoint, nothing to add."""
+
+    fast = False
+    upsampled = True
 
     def official(self):
         return self
+
+    def score_output(self, key: bool) -> str:
+        return "croped_score_output"
 
     def branch_outputs(self) -> Dict[str, str]:
         return {}
@@ -105,11 +112,9 @@ class _Defaults:
         return None
 
 
-class AccelGraphs(_Defaults):
+class AccelGraphs(_OfficialGraphs):
     """The official inference graphs of one Accel version (or DFF)."""
 
-    fast = False
-    upsampled = True
     state_output = "res5c_relu_output"
     warped_output = WARPED
     flow_output = FLOW
@@ -198,12 +203,10 @@ class FastAccelGraphs(AccelGraphs):
         return None
 
 
-class DeepLabGraphs(_Defaults):
+class DeepLabGraphs(_OfficialGraphs):
     """A frame-by-frame DeepLab (a cfg.symbol of DEEPLAB_VERSIONS): its `test` graph is the
     only ('key') graph, every frame a keyframe."""
 
-    fast = False
-    upsampled = True
     state_output = warped_output = flow_output = warped_scores_output = ""
 
     def __init__(self, symbol: str = "deeplab_resnet_v1_101", num_classes: int = 19):
@@ -216,9 +219,6 @@ class DeepLabGraphs(_Defaults):
         if _kind(kind) != "key_test":
             raise ValueError(f"{self.version.method} has only a keyframe graph")
         return store_name(self.version.symbol, "test")
-
-    def score_output(self, key: bool) -> str:
-        return "croped_score_output"
 
 
 def _kind(kind: str) -> str:

@@ -8,6 +8,11 @@ name and shape (`oracle_value`; this is an independent implementation of that ru
 faithful network matches every sample within `1e-4 * abs_mean + 1e-6` and every argmax map
 on at least 99.9% of pixels (`compare`).
 
+The same rule gives any network synthetic weights (`synthetic_params`: the oracle rule for
+every parameter, the released models' bilinear kernels for the heads' upsampling), for
+timing and checks where no released checkpoint is at hand (the benchmark, the GPU check,
+the ONNX export's --random-weights).
+
 This module needs only NumPy: the test suite (MXNet and PyTorch) and the GPU check
 (PyTorch only, `run_torch`) share it.
 """
@@ -19,8 +24,8 @@ from typing import Any, Dict, Mapping, Tuple, Union
 
 import numpy as np
 
-__all__ = ["FLOW_PREDICTOR", "ARGMAX_AGREEMENT", "oracle_value", "manifest", "load_fixture",
-           "store_name", "compare", "run_torch"]
+__all__ = ["FLOW_PREDICTOR", "ARGMAX_AGREEMENT", "oracle_value", "synthetic_params",
+           "manifest", "load_fixture", "store_name", "compare", "run_torch"]
 
 FLOW_PREDICTOR = "Convolution5_weight"  # scaled x10 so that fixtures move features visibly
 ARGMAX_AGREEMENT = 0.999
@@ -46,6 +51,34 @@ def oracle_value(name: str, shape) -> np.ndarray:
     else:
         raise KeyError("no fixture rule for parameter %r" % name)
     return value.astype(np.float32)
+
+
+def synthetic_params(network, shape, runtime) -> Tuple[Dict[str, np.ndarray],
+                                                       Dict[str, np.ndarray]]:
+    """(args, aux) NumPy weights for the official graphs of `network` (an accel.networks
+    Network) at frames of `shape`, the shapes inferred by `runtime` (any accel.runtime
+    Runtime): `oracle_value` for every parameter, the bilinear kernel (as released) for the
+    heads' upsampling."""
+    from accel.runtime.upsample import bilinear_kernel
+
+    net = network.official()
+    shape = tuple(shape)
+    requests = {"key": ({"data": shape}, [o for o in (net.state_output, net.score_output(True))
+                                          if o])}
+    if net.state_output:   # a frame-by-frame DeepLab has only its keyframe graph
+        _, _, outs = runtime.shapes(net, "key", {"data": shape}, [net.state_output])
+        requests["cur"] = ({"data": shape, "data_key": shape,
+                            "feat_key": outs[net.state_output]}, None)
+    args: Dict[str, Tuple[int, ...]] = {}
+    aux: Dict[str, Tuple[int, ...]] = {}
+    for kind, (inputs, outputs) in requests.items():
+        a, x, _ = runtime.shapes(net, kind, inputs, outputs)
+        args.update(a)
+        aux.update(x)
+    args = {n: (bilinear_kernel(s[0], s[-1]) if n.endswith("upsampling_weight")
+                and not n.endswith("feat_upsampling_weight") else oracle_value(n, s))
+            for n, s in args.items()}
+    return args, {n: oracle_value(n, s) for n, s in aux.items()}
 
 
 def manifest(folder: Union[str, Path]) -> Dict[str, Any]:

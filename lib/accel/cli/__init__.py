@@ -22,7 +22,7 @@ import yaml
 from accel.utils.mxnet_version import INSTALLED, MXNetVersionError, import_mxnet
 
 __all__ = ["REPO_ROOT", "EXTERNAL_MXNET", "BAD_INPUT", "repo_path", "mxnet_version_of",
-           "bootstrap", "bootstrap_script", "run"]
+           "bootstrap", "run"]
 
 # lib/accel/cli/__init__.py -> the repository (the package is installed editable).
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -77,19 +77,6 @@ def mxnet_version_of(argv: Sequence[str]) -> str:
 def bootstrap(argv: Sequence[str], external_dir: Optional[str] = None):
     """Import the MXNet that the command line asks for; returns the module."""
     return import_mxnet(mxnet_version_of(argv), external_dir or EXTERNAL_MXNET)
-
-
-def bootstrap_script(argv: Optional[Sequence[str]] = None) -> None:
-    """For a script that imports mxnet at module level: call first, before those imports.
-    Imports MXNET_VERSION's mxnet (`--mxnet-version`); a bad name exits 1 with one line."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        bootstrap(argv)
-    except MXNetVersionError as error:
-        if "--debug" in argv:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
 
 
 def _bad_input_types() -> tuple:

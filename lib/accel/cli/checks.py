@@ -1,14 +1,13 @@
-"""The demos' checks before anything runs (issue #25): flags that the chosen keyframe policy
-does not use, frame and panel sizes against the memory available, parameters a
-frame-by-frame DeepLab does not use, and the demo's output folder (accel.utils.outputs).
+"""The demos' checks before anything runs (issue #25): output flags that would do nothing,
+frame and panel sizes against the memory available, parameters a frame-by-frame DeepLab
+does not use, and the demo's output folder (accel.utils.outputs). The keyframe flags are
+checked where they are defined (accel.cli.keyframes).
 
 Each refusal is a ValueError (or CheckpointError) on one line naming the flag or file, the
 value and what is allowed; accel.cli.run prints it and exits 1.
 """
 import argparse
-import json
 import logging
-import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import cv2
@@ -17,64 +16,20 @@ from accel.cli.limits import check_frame_memory, check_panel_memory, network_fra
 from accel.utils.checkpoint import CheckpointError
 from accel.utils.outputs import RunOutput
 
-__all__ = ["DEMO_OUTPUTS", "CALIBRATION_DEFAULTS", "demo_output", "check_keyframe_flags",
-           "check_output_flags",
-           "source_image_size", "check_demo_sizes", "frame_network_params"]
+__all__ = ["DEMO_OUTPUTS", "demo_output", "check_output_flags", "source_image_size",
+           "check_demo_sizes", "frame_network_params"]
 
 logger = logging.getLogger("accel.demo")
 
 # What a demo writes into --output (a re-run replaces the files of these names that the
 # previous run recorded, and nothing else).
 DEMO_OUTPUTS = ("metrics.json", "results.md", "timing.md", "video.mp4", "maps", "panels")
-# Budget mode's defaults (the flags default to None, so that giving them is seen).
-CALIBRATION_DEFAULTS = {"calibration_split": "train", "calibration_pairs": 40}
-
-
-def _legacy_demo(folder: str) -> bool:
-    """A demo folder written before manifests: its metrics.json is a demo's."""
-    try:
-        with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"method", "interval", "outputs"} <= set(data)
 
 
 def demo_output(out_dir: str, overwrite: bool = False) -> RunOutput:
     """The demo's --output folder (metrics.json is its summary, written last)."""
     return RunOutput(out_dir, "the demo", DEMO_OUTPUTS, overwrite=overwrite,
-                     legacy=_legacy_demo, results="metrics.json")
-
-
-def _given(args: argparse.Namespace, name: str) -> bool:
-    return getattr(args, name, None) is not None
-
-
-def check_keyframe_flags(args: argparse.Namespace) -> None:
-    """Refuse keyframe flags that --keyframe-policy does not use (they would be ignored)."""
-    policy = args.keyframe_policy
-    unused = []
-    if policy in ("fixed", "always"):
-        unused = [f for f in ("threshold", "keyframe_rate", "min_gap", "max_gap",
-                              "calibration_split", "calibration_pairs") if _given(args, f)]
-        why = (f"--keyframe-policy {policy} decides keyframes by the interval alone" if
-               policy == "fixed" else "--keyframe-policy always makes every frame a keyframe")
-        allowed = "an adaptive --keyframe-policy (flow, flow-inconsistency, disagreement)"
-    elif _given(args, "threshold"):
-        unused = [f for f in ("calibration_split", "calibration_pairs") if _given(args, f)]
-        why = "with --threshold nothing is calibrated"
-        allowed = "budget mode (--keyframe-rate without --threshold)"
-    elif not _given(args, "keyframe_rate"):
-        unused = [f for f in ("calibration_split", "calibration_pairs") if _given(args, f)]
-        why = "budget mode needs --keyframe-rate"
-        allowed = "--keyframe-rate R without --threshold"
-    if unused:
-        flags = ", ".join("--" + f.replace("_", "-") + " " + str(getattr(args, f))
-                          for f in unused)
-        raise ValueError(f"{flags}: not used here ({why}); these flags are for {allowed}")
-    if _given(args, "min_gap") and _given(args, "max_gap") and args.min_gap > args.max_gap:
-        raise ValueError(f"--min-gap {args.min_gap} --max-gap {args.max_gap}: the minimum gap "
-                         f"must not exceed the maximum")
+                     legacy=("method", "interval", "outputs"), results="metrics.json")
 
 
 def check_output_flags(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""The demos' data: which labelled split or video, how frames are preprocessed.
+"""The demos' data: its flags, which labelled split or video, how frames are preprocessed.
 
 Data sources are configs: a `--cfg` yaml, or the defaults of accel.config with the data
 set's `DATA_SOURCES` entry; the data flags are overrides merged over them by
@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from accel.cli import repo_path
+from accel.cli.flags import nonnegative_int, positive_int
 from accel.config import get_defaults, merge_overrides
 from accel.core.tester import prepare_frame
 from accel.dataset import DATASETS, LabelledVideoDataset, config_scales, config_split
@@ -21,8 +22,8 @@ from accel.dataset.cityscapes import PALETTE as CITYSCAPES_PALETTE
 from accel.dataset.video import list_frames
 from accel.utils import image as imutil
 
-__all__ = ["DATA_SOURCES", "DATA_FPS", "DemoData", "data_config", "demo_data", "open_dataset",
-           "calibration_frames"]
+__all__ = ["DATA_SOURCES", "DATA_FPS", "DemoData", "add_data_arguments", "data_config",
+           "demo_data", "open_dataset", "calibration_frames"]
 
 # The demos' data sets when no --cfg names one: overrides over accel.config's defaults.
 # CamVid's 360 rows are padded to 384 (stride 32) so the flow network and the ResNet give
@@ -58,6 +59,52 @@ class DemoData:
     class_names: Tuple[str, ...]
     palette: np.ndarray
     skip_missing: bool = False      # --skip-missing: skip frames whose files are missing
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, demo: bool = True) -> None:
+    """Flags for the labelled data, the protocol and the device (demos, table script;
+    `demo`: the parser also has the demo's --cfg and --video, which the help names)."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=sorted(DATA_SOURCES), default=None,
+                      help="data set (default: %s)" % ("the --cfg's, else camvid = the "
+                                                       "bundled clip" if demo else "camvid = "
+                                                       "the bundled clip"))
+    data.add_argument("--data-root", default=None,
+                      help="data set folder (Cityscapes: holds leftImg8bit_sequence/; CamVid: "
+                           "the SegNet layout <split>/ + <split>annot/); default "
+                           "sample_data/camvid or data/cityscapes")
+    data.add_argument("--label-root", default=None,
+                      help="Cityscapes only: folder holding gtFine/ when it is not the data "
+                           "root (the original's path_demo_labels)")
+    data.add_argument("--split", default=None, help="test split (default: val)")
+    data.add_argument("--scales", type=positive_int, nargs=2, metavar=("SHORT", "MAX_LONG"),
+                      default=None, help="resize: short side, max long side (default: "
+                                         "the data set's native size)")
+    data.add_argument("--stride", type=nonnegative_int, default=None,
+                      help="pad frames to a multiple of this (default 32 CamVid, 0 Cityscapes)")
+    data.add_argument("-e", "--num_ex", type=nonnegative_int, default=None,
+                      help="labelled frames to evaluate (default %s; 0 = all)%s" % (
+                          "10, as the original" if demo else "0", "; with --video, frames to "
+                          "segment (default all)" if demo else ""))
+    data.add_argument("--skip-missing", action="store_true",
+                      help="skip labelled frames whose label or sequence frames are missing, "
+                           "with a warning (default: an error naming the file)")
+    data.add_argument("--avg", action="store_true",
+                      help="average over every keyframe offset instead of the worst case")
+    dev = parser.add_mutually_exclusive_group()
+    dev.add_argument("--gpu", type=nonnegative_int, default=None, metavar="N",
+                     help="run on GPU N")
+    dev.add_argument("--cpu", action="store_true",
+                     help="run on the CPU (the default when no GPU is present)")
+    parser.add_argument("--serial", action="store_true",
+                        help="read and write on the main thread (no overlap with the network)")
+    parser.add_argument("--mxnet-version", default=None, metavar="NAME",
+                        help="MXNet package to import (default: %sthe installed one); see "
+                             "external/mxnet/README.md" % ("the --cfg's MXNET_VERSION, else "
+                                                           if demo else ""))
+    parser.add_argument("--allow-extra-params", action="store_true",
+                        help="accept checkpoint parameters that the network does not use "
+                             "(default: an error naming them)")
 
 
 def data_config(args: argparse.Namespace, cfg=None):

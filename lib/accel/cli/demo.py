@@ -16,23 +16,21 @@ from dataclasses import replace
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from accel.cli import REPO_ROOT, repo_path
-from accel.cli.checks import DEMO_OUTPUTS  # noqa: F401  (re-exported: what a demo writes)
-from accel.cli.checks import (CALIBRATION_DEFAULTS, check_demo_sizes, check_keyframe_flags,
-                              check_output_flags, demo_output, frame_network_params,
-                              source_image_size)
-from accel.cli.flags import (add_debug_flag, finite_float, fraction, nonnegative_int,
-                             positive_float, positive_int)
-from accel.cli.data import DATA_SOURCES, DemoData, calibration_frames, demo_data, open_dataset
-from accel.config import load_config, resolve_paths
+from accel.cli.checks import (check_demo_sizes, check_output_flags, demo_output,
+                              frame_network_params, source_image_size)
+from accel.cli.data import DemoData, add_data_arguments, demo_data, open_dataset
+from accel.cli.flags import (add_debug_flag, add_output_arguments, nonnegative_int,
+                              positive_float, positive_int)
+from accel.cli.keyframes import BudgetRun, add_keyframe_arguments, keyframe_policy
+from accel.cli.live import add_live_arguments, live_demo, live_requested
+from accel.cli.runtime import (add_runtime_arguments, add_speed_arguments, runtime_from_args,
+                               speed_options)
+from accel.config import checkpoint_prefix, load_config, resolve_paths
 from accel.core.tester import (evaluate_snippets, format_pct, metrics_table, segment_video,
                                select_snippets)
-from accel.core.keyframes import POLICIES, make_policy
 from accel.core.timing import timing_table
 from accel.dataset import VideoFrames
-from accel.cli.runtime import add_runtime_arguments, runtime_from_args
-from accel.cli.live import add_live_arguments, live_demo, live_requested
 from accel.networks import accel_network
-from accel.runtime import Runtime
 from accel.symbols.versions import (ACCEL_VERSIONS, DEEPLAB_VERSIONS, REFERENCE, Version,
                                     get_version, version_of_symbol)
 from accel.utils.checkpoint import CheckpointError, load_checkpoint, params_path
@@ -47,69 +45,6 @@ DEEPLAB_TRAIN_RUNNER = "experiments/deeplab/deeplab_train_test.py"
 
 
 # ---------------------------------------------------------------------------- flags
-def add_data_arguments(parser: argparse.ArgumentParser, demo: bool = True) -> None:
-    """Flags for the labelled data, the protocol and the device (demos, table script;
-    `demo`: the parser also has the demo's --cfg and --video, which the help names)."""
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=sorted(DATA_SOURCES), default=None,
-                      help="data set (default: %s)" % ("the --cfg's, else camvid = the "
-                                                       "bundled clip" if demo else "camvid = "
-                                                       "the bundled clip"))
-    data.add_argument("--data-root", default=None,
-                      help="data set folder (Cityscapes: holds leftImg8bit_sequence/; CamVid: "
-                           "the SegNet layout <split>/ + <split>annot/); default "
-                           "sample_data/camvid or data/cityscapes")
-    data.add_argument("--label-root", default=None,
-                      help="Cityscapes only: folder holding gtFine/ when it is not the data "
-                           "root (the original's path_demo_labels)")
-    data.add_argument("--split", default=None, help="test split (default: val)")
-    data.add_argument("--scales", type=positive_int, nargs=2, metavar=("SHORT", "MAX_LONG"),
-                      default=None, help="resize: short side, max long side (default: "
-                                         "the data set's native size)")
-    data.add_argument("--stride", type=nonnegative_int, default=None,
-                      help="pad frames to a multiple of this (default 32 CamVid, 0 Cityscapes)")
-    data.add_argument("-e", "--num_ex", type=nonnegative_int, default=None,
-                      help="labelled frames to evaluate (default %s; 0 = all)%s" % (
-                          "10, as the original" if demo else "0", "; with --video, frames to "
-                          "segment (default all)" if demo else ""))
-    data.add_argument("--skip-missing", action="store_true",
-                      help="skip labelled frames whose label or sequence frames are missing, "
-                           "with a warning (default: an error naming the file)")
-    data.add_argument("--avg", action="store_true",
-                      help="average over every keyframe offset instead of the worst case")
-    dev = parser.add_mutually_exclusive_group()
-    dev.add_argument("--gpu", type=nonnegative_int, default=None, metavar="N",
-                     help="run on GPU N")
-    dev.add_argument("--cpu", action="store_true",
-                     help="run on the CPU (the default when no GPU is present)")
-    parser.add_argument("--serial", action="store_true",
-                        help="read and write on the main thread (no overlap with the network)")
-    parser.add_argument("--mxnet-version", default=None, metavar="NAME",
-                        help="MXNet package to import (default: %sthe installed one); see "
-                             "external/mxnet/README.md" % ("the --cfg's MXNET_VERSION, else "
-                                                           if demo else ""))
-    parser.add_argument("--allow-extra-params", action="store_true",
-                        help="accept checkpoint parameters that the network does not use "
-                             "(default: an error naming them)")
-
-
-def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
-    """How Accel/DFF run on the CPU: the fast path (default), the official graphs, INT8."""
-    speed = parser.add_argument_group("speed (CPU)")
-    speed.add_argument("--reference-path", action="store_true",
-                       help="run the official graphs as the original demo does (default: the "
-                            "fast graphs where the runtime has them, same results up to float "
-                            "rounding)")
-    speed.add_argument("--int8", default=None, metavar="FOLDER",
-                       help="run the keyframe trunk in INT8, calibrated on images of FOLDER "
-                            "(e.g. training frames); this changes the accuracy: measure it")
-    speed.add_argument("--int8-frames", type=positive_int, default=8, metavar="N",
-                       help="calibration images taken evenly from --int8 FOLDER (default 8)")
-    speed.add_argument("--int8-scope", choices=("key", "all"), default="key",
-                       help="key: the keyframe trunk only (default); all: also the flow "
-                            "network and the update branch")
-
-
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags both demos share: data, video, model, device, outputs, protocol."""
     add_data_arguments(parser)
@@ -129,13 +64,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--epoch", type=nonnegative_int, default=None,
                        help="checkpoint epoch (default 0)")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--output", default=None, metavar="DIR",
-                     help="output folder (default output/demo/<method>_<data>_i<interval>); "
-                          "a re-run replaces the demo's own files there (recorded in its "
-                          ".accel-run.json), never others; one run at a time (locked)")
-    out.add_argument("--overwrite", action="store_true",
-                     help="write into a non-empty --output that no demo wrote, beside its "
-                          "files (those are never deleted or replaced)")
+    add_output_arguments(out, default_text="output/demo/<method>_<data>_i<interval>",
+                         writer="no demo")
     out.add_argument("--panels", action="store_true",
                      help="also write side-by-side panels (input | DFF | update | output | "
                           "ground truth) per frame")
@@ -154,23 +84,6 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     add_debug_flag(parser)
 
 
-def speed_options(args: argparse.Namespace, data: DemoData, runtime: Runtime) -> Dict[str, Any]:
-    """{'fast': bool, 'int8_calibration', 'int8_scope'} from the speed flags."""
-    panels = getattr(args, "panels", False)
-    fast = runtime.fast_ok and not args.reference_path and not panels
-    if args.int8 is not None and not (fast and runtime.name == "mxnet"):
-        why = ("--reference-path" if args.reference_path else "--panels" if panels
-               else f"--runtime {runtime.name}" if runtime.name != "mxnet"
-               else f"the device {runtime.device}")
-        raise ValueError(f"--int8 runs on MXNet's fast CPU path, which {why} rules out")
-    if panels and runtime.fast_ok and not args.reference_path:
-        logger.info("--panels: running the official graphs (the fast path keeps no "
-                    "per-branch scores)")
-    calib = (calibration_frames(args.int8, data, args.int8_frames)
-             if args.int8 is not None else None)
-    return {"fast": fast, "int8_calibration": calib, "int8_scope": args.int8_scope}
-
-
 # ---------------------------------------------------------------------------- model
 def choose_model(args: argparse.Namespace, cfg, cfg_path: Optional[str], row: Version,
                  runner: str) -> Tuple[str, int, str]:
@@ -179,10 +92,8 @@ def choose_model(args: argparse.Namespace, cfg, cfg_path: Optional[str], row: Ve
     if args.model:
         return args.model, args.epoch or 0, "--model"
     if cfg is not None:
-        from accel.utils.paths import run_prefix
         epoch = cfg.TEST.test_epoch if args.epoch is None else args.epoch
-        prefix = run_prefix(cfg.output_path, cfg_path, cfg.dataset.image_set,
-                            cfg.TRAIN.model_prefix)
+        prefix = checkpoint_prefix(cfg, cfg_path)
         return prefix, epoch, f"the training run of {cfg_path}: python {runner} --cfg {cfg_path}"
     return repo_path(row.official), args.epoch or 0, row.source
 
@@ -334,66 +245,17 @@ def accel_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def add_keyframe_arguments(parser: argparse.ArgumentParser) -> None:
-    """Which frames are keyframes (accel.core.keyframes)."""
-    key = parser.add_argument_group("keyframes")
-    key.add_argument("--keyframe-policy", choices=sorted(POLICIES), default="fixed",
-                     help="fixed: every --interval frames (default, the original); adaptive "
-                          "policies decide after each frame from its flow or branch scores")
-    key.add_argument("--threshold", type=finite_float, default=None,
-                     help="an adaptive policy's threshold (a keyframe when its signal "
-                          "exceeds it)")
-    key.add_argument("--keyframe-rate", type=fraction, default=None, metavar="R",
-                     help="target keyframe rate: sets the adaptive policy's gaps (from "
-                          "1/(2R) to 2/R frames) and, without --threshold, the threshold "
-                          "that gives R on streams of the data set's training split (budget "
-                          "mode; recorded in metrics.json)")
-    key.add_argument("--calibration-split", default=None,
-                     help="budget mode: the split whose streams set the threshold (default "
-                          "train; never the split segmented)")
-    key.add_argument("--calibration-pairs", type=positive_int, default=None,
-                     help="budget mode: distinct consecutive pairs of that split behind the "
-                          "calibration streams (default 40; at most those the split has)")
-    key.add_argument("--min-gap", type=positive_int, default=None,
-                     help="at least this many frames from one keyframe to the next")
-    key.add_argument("--max-gap", type=positive_int, default=None,
-                     help="at most this many frames from one keyframe to the next")
+def accel_keyframes(args: argparse.Namespace, interval: int, data: DemoData, network,
+                    params: Tuple[Dict, Dict], source: str, allow_extra: bool,
+                    options: Dict[str, Any]):
+    """(the keyframe policy of the flags or None, its budget-mode calibration or None):
+    accel.cli.keyframes, calibrating on --calibration-split of the demo's data set."""
+    def open_split(split: str):
+        return open_dataset(replace(data, split=split, label_root=None))
 
-
-def keyframe_policy(args: argparse.Namespace, interval: int, budget=None):
-    """(the policy of the flags, its budget-mode calibration or None); the policy is None
-    for the fixed interval (the segmenter's own). `budget(name, rate, min_gap, max_gap)`
-    calibrates a threshold when --keyframe-rate comes without --threshold."""
-    check_keyframe_flags(args)
-    if args.keyframe_policy == "fixed":
-        if args.threshold is not None:
-            raise ValueError("--threshold is for an adaptive --keyframe-policy, not 'fixed'")
-        return None, None
-    if args.threshold is None and args.keyframe_rate is not None and budget is not None:
-        if args.keyframe_rate > 1:
-            raise ValueError(f"--keyframe-rate {args.keyframe_rate}: expected a rate in "
-                             f"(0, 1], e.g. 0.2 for one keyframe in 5 frames")
-        return budget(args.keyframe_policy, args.keyframe_rate, args.min_gap, args.max_gap)
-    return make_policy(args.keyframe_policy, interval, args.threshold, args.keyframe_rate,
-                       args.min_gap, args.max_gap), None
-
-
-def _budget(args: argparse.Namespace, data: DemoData, network, arg_params, aux_params,
-            source: str, allow_extra: bool, options: Dict[str, Any]):
-    """Budget mode of the demo: calibrate on --calibration-split of the demo's data set."""
-    def budget(name, rate, min_gap, max_gap):
-        from accel.cli.keyframes import CALIBRATION_STEPS, budget_policy
-        split = args.calibration_split or CALIBRATION_DEFAULTS["calibration_split"]
-        if split == data.split and not args.video:
-            raise ValueError(f"--calibration-split {data.split}: the threshold must not be "
-                             f"set on the split segmented")
-        train = open_dataset(replace(data, split=split, label_root=None))
-        return budget_policy(name, rate, network, arg_params, aux_params, train,
-                             CALIBRATION_STEPS.get(data.name, 1),
-                             args.calibration_pairs or CALIBRATION_DEFAULTS["calibration_pairs"],
-                             source=source, allow_extra=allow_extra,
-                             min_gap=min_gap, max_gap=max_gap, options=options)
-    return budget
+    return keyframe_policy(args, interval, BudgetRun(
+        data.name, open_split, None if args.video else data.split, network, params[0],
+        params[1], source, allow_extra, options))
 
 
 def accel_demo(argv: Optional[Sequence[str]], description: str = "") -> Dict[str, Any]:
@@ -429,9 +291,9 @@ def accel_demo(argv: Optional[Sequence[str]], description: str = "") -> Dict[str
                          f"K-1 frames before it, and the policy may add keyframes in between")
     from accel.core.inference import VideoSegmenter
     allow_extra = args.allow_extra_params or row.name == "dff"
-    policy, calibration = keyframe_policy(args, interval, _budget(
-        args, data, network, arg_params, aux_params, source, allow_extra,
-        dict(speed, runtime=runtime)))
+    policy, calibration = accel_keyframes(args, interval, data, network,
+                                          (arg_params, aux_params), source, allow_extra,
+                                          dict(speed, runtime=runtime))
     segmenter = VideoSegmenter(network, arg_params, aux_params, interval, runtime=runtime,
                                panels=args.panels, source=source, policy=policy,
                                allow_extra=allow_extra, **speed)

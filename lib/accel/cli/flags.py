@@ -11,10 +11,11 @@ it in a runner's --help, so that the one flag is defined once.
 """
 import argparse
 import math
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 __all__ = ["number", "positive_int", "nonnegative_int", "positive_float", "finite_float",
-           "nonnegative_float", "fraction", "add_debug_flag", "DEBUG_HELP"]
+           "nonnegative_float", "fraction", "add_debug_flag", "add_output_arguments",
+           "DEBUG_HELP"]
 
 Number = Union[int, float]
 
@@ -68,3 +69,17 @@ fraction = number(float, low=0, high=1, low_open=True)       # a rate in (0, 1]
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     """Document --debug in `parser`'s --help (accel.cli.run acts on it)."""
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+
+def add_output_arguments(parser: Any, default: Optional[str] = None, required: bool = False,
+                         default_text: str = "", writer: str = "this script") -> None:
+    """--output DIR and --overwrite of a runner whose folder is an accel.utils.outputs
+    RunOutput (`parser`: a parser or an argument group; `writer`: who else may have written
+    into a folder, for --overwrite's help)."""
+    parser.add_argument("--output", default=default, required=required, metavar="DIR",
+                        help=f"output folder{f' (default {default_text})' if default_text else ''}"
+                             f"; a re-run replaces the files its previous run recorded there "
+                             f"(.accel-run.json), never others; one run at a time (locked)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"write into a non-empty --output that {writer} did not write, "
+                             f"beside its files (those are never deleted or replaced)")

@@ -7,11 +7,11 @@ frames of 256x384 to 768x1024, 11 classes, measured with /usr/bin/time on MXNet 
 about 560, 800 and 380), rounded up; they are estimates, not bounds. The memory available
 is the least of the machine's, the cgroup's and the address-space limit's
 (accel.utils.memory). At 4000x5344 (--scales 4000 8000 on CamVid) the fast path's
-non-key graph failed to allocate under a 15 GB address-space limit, beyond this estimate. Separately, MXNet
-indexes a tensor with 32-bit integers: a buffer of 2^31 elements or more crashes it, and
-the largest ones of a frame are the class scores at full resolution (classes x H x W) and,
-where the official graphs upsample by deconvolution (kernel 32, stride 16), its column
-buffer (classes x 32 x 32 x H/16 x W/16 = 4 classes x H x W).
+non-key graph failed to allocate under a 15 GB address-space limit, beyond this estimate.
+Separately, MXNet indexes a tensor with 32-bit integers: a buffer of 2^31 elements or more
+crashes it, and the largest ones of a frame are the class scores at full resolution
+(classes x H x W) and, where the official graphs upsample by deconvolution (kernel 32,
+stride 16), its column buffer (classes x 32 x 32 x H/16 x W/16 = 4 classes x H x W).
 """
 import logging
 import math
@@ -60,12 +60,10 @@ def check_frame_memory(frame_hw: Tuple[int, int], kind: str, num_classes: int, f
                          f"(at most about {int(INT32_ELEMENTS / (upsampled / pixels)):,} "
                          f"pixels per frame)")
     need = pixels * BYTES_PER_PIXEL[kind] + int(extra_bytes)
-    available = available_memory() if available is None else available
-    if available is not None and need > available:
-        raise ValueError(f"{flag}: network input frames of {h}x{w} need about "
-                         f"{format_bytes(need)} of memory (about {BYTES_PER_PIXEL[kind]} bytes "
-                         f"per pixel{' plus the model' if extra_bytes else ''}), more than the "
-                         f"{format_bytes(available)} available; use smaller --scales")
+    available = _refuse_beyond(
+        need, available, f"{flag}: network input frames of {h}x{w}",
+        f" (about {BYTES_PER_PIXEL[kind]} bytes per pixel"
+        f"{' plus the model' if extra_bytes else ''})", "use smaller --scales")
     logger.debug("frames %dx%d: about %s of memory for the network (%s available)", h, w,
                  format_bytes(need), format_bytes(available) if available else "unknown")
     return need
@@ -78,10 +76,19 @@ def check_panel_memory(tile_height: int, frame_hw: Tuple[int, int], flag: str,
     h, w = int(frame_hw[0]), int(frame_hw[1])
     tile_w = max(1, int(round(w * tile_height / max(h, 1))))
     need = tile_height * tile_w * PANEL_BYTES_PER_PIXEL
+    _refuse_beyond(need, available, f"{flag}: panels of tiles {tile_height}x{tile_w} (frames "
+                   f"of {h}x{w})", "", "use a smaller --tile-height (default: the frame's "
+                   "height within 192..360)")
+    return need
+
+
+def _refuse_beyond(need: int, available: Optional[int], what: str, detail: str,
+                   advice: str) -> Optional[int]:
+    """ValueError "<what> need about N of memory<detail>, more than the M available;
+    <advice>" when `need` bytes exceed `available` (None: read now, accel.utils.memory);
+    returns the memory available (None: unknown)."""
     available = available_memory() if available is None else available
     if available is not None and need > available:
-        raise ValueError(f"{flag}: panels of tiles {tile_height}x{tile_w} (frames of {h}x{w}) "
-                         f"need about {format_bytes(need)} of memory, more than the "
-                         f"{format_bytes(available)} available; use a smaller --tile-height "
-                         f"(default: the frame's height within 192..360)")
-    return need
+        raise ValueError(f"{what} need about {format_bytes(need)} of memory{detail}, more "
+                         f"than the {format_bytes(available)} available; {advice}")
+    return available

@@ -1,22 +1,25 @@
 """The table script's command line: every version at several keyframe intervals, the
 paper's table beside ours (experiments/dff_deeplab/reproduce_tables.py)."""
 import argparse
-import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence
 
-from accel.cli import keyframes, repo_path
+from accel.cli import repo_path
 from accel.cli.checks import check_demo_sizes, source_image_size
-from accel.cli.demo import (add_data_arguments, add_speed_arguments, demo_data, load_model,
-                            open_dataset, speed_options)
-from accel.cli.flags import add_debug_flag, nonnegative_int, number, positive_int
-from accel.cli.runtime import add_runtime_arguments, runtime_from_args
+from accel.cli.data import add_data_arguments, demo_data, open_dataset
+from accel.cli.demo import load_model
+from accel.cli.flags import add_debug_flag, add_output_arguments, nonnegative_int, positive_int
+from accel.cli.keyframes import (add_comparison_arguments, calibration_from_args,
+                                 check_comparison_flags)
+from accel.cli.runtime import (add_runtime_arguments, add_speed_arguments, runtime_from_args,
+                               speed_options)
 from accel.core.inference import VideoSegmenter
-from accel.cli.keyframes import ADAPTIVE
 from accel.core.tester import evaluate_snippets, select_snippets
+from accel.keyframes import comparison, report
+from accel.keyframes.streams import prepare_streams, test_streams
 from accel.networks import accel_network
 from accel.symbols.versions import ACCEL_SOURCE, ACCEL_VERSIONS, PAPER_ROWS, REFERENCE, get_version
 from accel.utils.checkpoint import list_checkpoints, params_path
@@ -55,31 +58,17 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     parser.add_argument("--reference", choices=list(ACCEL_VERSIONS), default=None,
                         help="whose keyframe network gives the DeepLab-101 row (default: the "
                              "first version run)")
-    parser.add_argument("--output", default="output/tables",
-                        help="output folder; a re-run replaces the files the previous run "
-                             "recorded there, never others; one run at a time (locked)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="write into a non-empty --output that this script did not write, "
-                             "beside its files (those are never deleted or replaced)")
+    add_output_arguments(parser, default="output/tables", default_text="output/tables")
     parser.add_argument("--from", dest="from_run", default=None, metavar="DIR",
                         help="no networks: re-make tables.md and the plots from DIR/tables.json"
                              " of a finished run (e.g. at another --main-interval); a partial "
                              "run is refused")
-    key = parser.add_argument_group(
-        "adaptive keyframes", "rows of fixed against adaptive schedules at the same keyframe "
-        "rate, on the continuous test stream (accel.cli.keyframes; docs/keyframes.md)")
-    key.add_argument("--keyframe-policies", nargs="+", default=[], choices=list(ADAPTIVE),
-                     metavar="POLICY", help=f"adaptive policies to add ({', '.join(ADAPTIVE)}); "
-                     "each version runs those it supports")
-    key.add_argument("--keyframe-rates", nargs="+", type=number(int, low=2), default=None,
-                     metavar="I",
-                     help="target rates 1/I of the adaptive rows (default: --intervals > 1)")
-    key.add_argument("--calibration-split", default=None,
-                     help="split whose streams set each threshold (default train; never the "
-                          "one reported)")
-    key.add_argument("--calibration-pairs", type=positive_int, default=None,
-                     help="distinct consecutive training pairs behind the calibration streams "
-                          "(default 40; at most those the split has)")
+    add_comparison_arguments(
+        parser, policies_default="none: no adaptive rows", rates_default=None,
+        rates_help="--intervals above 1",
+        group=("adaptive keyframes", "rows of fixed against adaptive schedules at the same "
+               "keyframe rate, on the continuous test stream (accel.keyframes; "
+               "docs/keyframes.md)"))
     add_data_arguments(parser, demo=False)
     add_speed_arguments(parser)
     add_runtime_arguments(parser)
@@ -94,30 +83,13 @@ def check_flags(args: argparse.Namespace) -> None:
         raise ValueError(f"--main-interval {args.main_interval}: not one of --intervals "
                          f"{' '.join(map(str, args.intervals))}; the table at that interval "
                          f"would have no runs (add it to --intervals)")
-    if not args.keyframe_policies:
-        unused = [f"--{name.replace('_', '-')}" for name in ("keyframe_rates",
-                                                             "calibration_split",
-                                                             "calibration_pairs")
-                  if getattr(args, name) is not None]
-        if unused:
-            raise ValueError(f"{', '.join(unused)}: only used by the adaptive rows; add "
-                             f"--keyframe-policies POLICY ... or leave them out")
-
-
-def _legacy_tables(folder: str) -> bool:
-    """A table folder written before manifests: its tables.json is the script's."""
-    try:
-        with open(os.path.join(folder, "tables.json"), encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"settings", "runs"} <= set(data)
+    check_comparison_flags(args)
 
 
 def table_output(folder: str, overwrite: bool = False) -> RunOutput:
     """The table script's --output folder (accel.utils.outputs; tables.json written last)."""
     return RunOutput(folder, "reproduce_tables", TABLE_OUTPUTS, overwrite=overwrite,
-                     legacy=_legacy_tables, results="tables.json")
+                     legacy=("settings", "runs"), results="tables.json")
 
 
 def model_prefixes(args: argparse.Namespace, versions: Sequence[str]) -> Dict[str, str]:
@@ -144,8 +116,6 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
     if any(i < 1 for i in args.intervals):
         raise ValueError(f"--intervals must all be >= 1, got {args.intervals}")
     versions = list(dict.fromkeys(args.versions))
-    args.calibration_split = args.calibration_split or "train"
-    args.calibration_pairs = args.calibration_pairs or 40
     reference = args.reference or versions[0]
     need = list(dict.fromkeys(versions + ([reference] if 1 in args.intervals else [])))
     # DFF last: its adaptive rows reuse the recordings of an Accel version on its checkpoint
@@ -189,11 +159,11 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
                          "by_distance": {d: r["mIoU"] for d, r in res["by_distance"].items()},
                          "IoU": res["IoU"], "timing": res["timing"]})
         if adaptive is not None and version in versions:
-            cand = keyframes.Candidate(version, network, arg_params, aux_params,
+            cand = comparison.Candidate(version, network, arg_params, aux_params,
                                        params_path(prefixes[version], args.epoch),
                                        allow_extra=args.allow_extra_params or version == "dff",
                                        options=dict(speed, runtime=runtime))
-            adaptive.summary["versions"].update(keyframes.compare(
+            adaptive.summary["versions"].update(comparison.compare(
                 [cand], adaptive.streams, dataset, adaptive.cal_streams, adaptive.rates,
                 args.keyframe_policies, cache=adaptive.cache))
         del arg_params, aux_params
@@ -216,7 +186,7 @@ class _AdaptiveRows:
     """The adaptive rows' inputs, set up before any network runs, and their results."""
 
     rates: List[int]
-    streams: List                 # prepared test streams (keyframes.prepare_streams)
+    streams: List                 # prepared test streams (accel.keyframes.streams)
     cal_streams: List             # the training split's calibration streams
     summary: Dict[str, Any]       # what tables.json keeps; 'versions' filled per version
     cache: Dict = field(default_factory=dict)  # recordings DFF shares, consistency flows
@@ -229,13 +199,10 @@ def _adaptive_setup(args: argparse.Namespace, data, dataset, versions) -> _Adapt
     if not rates or any(r < 2 for r in rates):
         raise ValueError(f"--keyframe-rates must be >= 2 (rate 1/I), got {rates or 'none'} "
                          f"(default: the --intervals above 1)")
-    if args.calibration_split == data.split:
-        raise ValueError(f"--calibration-split {data.split}: the thresholds must not be set "
-                         f"on the split reported")
-    train = open_dataset(replace(data, split=args.calibration_split, label_root=None))
-    steps = keyframes.CALIBRATION_STEPS.get(data.name, 1)
-    cal = keyframes.calibration_streams(train, args.calibration_pairs, 10, steps)
-    streams = keyframes.prepare_streams(keyframes.test_streams(dataset), dataset)
+    cal = calibration_from_args(
+        args, data.name, lambda split: open_dataset(replace(data, split=split, label_root=None)),
+        data.split)
+    streams = prepare_streams(test_streams(dataset), dataset)
     summary = {"rates": rates, "policies": list(args.keyframe_policies),
                "model": ", ".join(versions), "versions": {},
                "test": f"{data.root} ({data.split}): {len(streams)} stream(s), "
@@ -354,13 +321,13 @@ def tables(argv: Optional[Sequence[str]], description: str = "") -> Dict[str, An
         main_interval = args.main_interval or (5 if 5 in intervals else max(intervals))
         text = markdown(results, main_interval)
         if "keyframes" in results:
-            text += "\n\n" + keyframes.markdown(
+            text += "\n\n" + report.markdown(
                 results["keyframes"], "## Fixed vs adaptive keyframes (continuous stream)")
         write_text(os.path.join(args.output, "tables.md"), text)
         results.pop("plots", None)
         drawn = plots(results, args.output)
         if "keyframes" in results:
-            drawn += keyframes.plots(results["keyframes"], args.output, "keyframes_")
+            drawn += report.plots(results["keyframes"], args.output, "keyframes_")
         write_json(os.path.join(args.output, "tables.json"), results)   # last: complete
     results["plots"] = drawn
     logger.info("tables in %s\n%s", args.output, text)

@@ -93,8 +93,8 @@ def train_test(argv: Optional[Sequence[str]], runner: Runner) -> int:
     args = build_parser(runner).parse_intermixed_args(argv)
     cfg = load_run_config(args.cfg, args.overrides, args.skip_missing, args.legacy_states)
     from accel.cli.resume import check_resume_config
-    from accel.config import dump_config
-    from accel.core.trainer import checkpoint_prefix, prepare_run_folder
+    from accel.config import checkpoint_prefix, dump_config
+    from accel.core.train_state import prepare_run_folder
     from accel.utils.checkpoint import list_checkpoints
     from accel.utils.logger import create_logger
     from accel.utils.outputs import FolderLock

@@ -12,14 +12,15 @@ from typing import Dict, Optional
 import mxnet as mx
 import numpy as np
 
+from accel.config import checkpoint_prefix, parse_gpus, run_results_path
 from accel.core.initializer import initialize_missing
-from accel.utils.io import write_json
-from accel.core.trainer import TrainResult, checkpoint_prefix, contexts, fit
+from accel.core.trainer import TrainResult, train_config
 from accel.dataset import dataset_from_config
 from accel.dataset.flow_pairs import FlowPairs, endpoint_error
 from accel.symbols.flownet import flownet_s, flownet_training
-from accel.utils import paths
 from accel.utils.checkpoint import load_checkpoint, load_param_file, params_path
+from accel.utils.device import training_contexts
+from accel.utils.io import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +77,12 @@ def train_flownet(cfg, cfg_path: str, cpu: bool = False, resume: bool = False,
                                len(unused), ", ".join(unused))
         return initialize_missing(symbol, dict(shapes), args, aux, cfg.TRAIN.seed)
 
-    return fit(cfg, symbol, flow_pairs_from_config(cfg, train=True),
-               checkpoint_prefix(cfg, cfg_path), init, contexts(cfg, cpu),
-               resume=resume or cfg.TRAIN.RESUME, meter=EPEMeter(), **fit_kwargs)
+    return train_config(cfg, cfg_path, symbol, flow_pairs_from_config(cfg, train=True), init,
+                        cpu, resume, meter=EPEMeter(), **fit_kwargs)
 
 
 def evaluate_flownet(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool = False
-                 ) -> Dict[str, float]:
+                     ) -> Dict[str, float]:
     """Mean EPE against DIS on the test split's consecutive pairs (and of zero flow, for
     scale); writes <prefix>-%04d_<test set>_flow.json."""
     epoch = cfg.TEST.test_epoch if epoch is None else epoch
@@ -90,7 +90,7 @@ def evaluate_flownet(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool 
     args, _ = load_checkpoint(prefix, epoch)
     pairs = flow_pairs_from_config(cfg, train=False)
     sym = flownet_s(mx.sym.Variable("data"), mx.sym.Variable("data_key"))
-    ctx = contexts(cfg, cpu)[0]
+    ctx = training_contexts(parse_gpus(cfg.gpus), cpu)[0]
     exe, epe, zero = None, [], []
     for i in range(len(pairs)):
         s = pairs[i]
@@ -107,8 +107,7 @@ def evaluate_flownet(cfg, cfg_path: str, epoch: Optional[int] = None, cpu: bool 
     results = {"epe": float(np.mean(epe)), "epe_zero_flow": float(np.mean(zero)),
                "pairs": len(pairs), "checkpoint": params_path(prefix, epoch),
                "units": "feature pixels (1/16 of the input)"}
-    path = write_json(paths.results_path(prefix, epoch, cfg.dataset.test_image_set,
-                                            kind="flow"), results)
+    path = write_json(run_results_path(cfg, cfg_path, epoch, kind="flow"), results)
     logger.info("FlowNet EPE on %s: %.3f (zero flow %.3f) over %d pairs (%s)",
                 cfg.dataset.test_image_set, results["epe"], results["epe_zero_flow"],
                 len(pairs), path)

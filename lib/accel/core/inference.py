@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 Shape = Tuple[int, ...]
 
-__all__ = ["FrameResult", "FrameSegmenter", "VideoSegmenter", "default_runtime"]
+__all__ = ["FrameObservation", "FrameResult", "FrameSegmenter", "VideoSegmenter",
+           "default_runtime"]
 
 # Parameters the released checkpoints hold that no Accel graph reads (docs/design.md: FlowNet's
 # `Convolution5_scale` map exists in the checkpoint but Accel never uses it).
@@ -49,6 +50,36 @@ def default_runtime(runtime: Optional[Runtime], ctx: Any = None, original_io: bo
 
 
 @dataclass
+class FrameObservation:
+    """What one frame produced, as a keyframe policy (accel.keyframes) sees it.
+
+    index: position in the stream since the segmenter's reset (0 = the first frame).
+    is_key: whether this frame ran the keyframe network.
+    age: frames since the last keyframe (0 on a keyframe).
+    flow: (2, h, w) float32 flow previous -> current frame on the feature grid, in feature
+        pixels (channel 0 = x; the raw flow times FLOW_SCALE); None on keyframes.
+    warped_scores: (C, h, w) stride-16 scores of the propagated branch; None on keyframes.
+    update_scores: (C, h, w) stride-16 scores of the update branch; None on keyframes and
+        for versions without one (dff, 101).
+    source_age: frames of the source since the last keyframe, the frames a live source
+        skipped included (accel.live); None when every frame is segmented (then it is `age`).
+    """
+
+    index: int
+    is_key: bool
+    age: int
+    flow: Optional[np.ndarray] = None
+    warped_scores: Optional[np.ndarray] = None
+    update_scores: Optional[np.ndarray] = None
+    source_age: Optional[int] = None
+
+    @property
+    def gap(self) -> int:
+        """Frames of the source from the last keyframe to the next frame (at least)."""
+        return (self.age if self.source_age is None else self.source_age) + 1
+
+
+@dataclass
 class FrameResult:
     """What a segmenter returns for one frame."""
 
@@ -56,7 +87,7 @@ class FrameResult:
     is_key: bool
     network_s: float                    # forward + argmax + copy to host, seconds
     extras: Dict[str, np.ndarray] = field(default_factory=dict)  # panel class maps
-    observation: Any = None             # what the keyframe policy saw (adaptive policies)
+    observation: Optional[FrameObservation] = None  # what the keyframe policy saw
 
 
 class FrameSegmenter:
@@ -117,7 +148,8 @@ class VideoSegmenter:
         is not zero: measure it.
     int8_scope: 'key' quantizes the keyframe trunk; 'all' also the flow network and the
         update branch (calibrated by running the float graphs over the frames in order).
-    policy: a keyframe policy (accel.core.keyframes); None = `index % interval == 0`.
+    policy: a keyframe policy (accel.keyframes): `reset()`, `next_is_key(FrameObservation)`;
+        None = `index % interval == 0`.
     allow_extra: accept checkpoint parameters that no graph of this version reads (logged);
         by default they are an error naming each one (e.g. a checkpoint of another version).
     """
@@ -315,8 +347,6 @@ class VideoSegmenter:
 
     def _observe(self, out: Mapping[str, Any], is_key: bool):
         """What the policy sees of this frame: flow and branch scores at stride 16."""
-        from accel.core.keyframes import FrameObservation
-
         def host(name):
             return self.runtime.host(out[name])[0] if name in out else None
 

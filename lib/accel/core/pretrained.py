@@ -30,7 +30,7 @@ from accel.utils.checkpoint import CheckpointError, check_params, load_param_fil
 logger = logging.getLogger(__name__)
 
 __all__ = ["Part", "Chain", "ACCEL_PARTS", "DEEPLAB_CHAIN", "PretrainedError", "accel_chain",
-           "load_pretrained", "calibrate_batchnorm", "frozen_names"]
+           "load_pretrained", "pretrained_init", "calibrate_batchnorm", "frozen_names"]
 
 Params = Dict[str, mx.nd.NDArray]
 
@@ -197,6 +197,14 @@ def calibrate_batchnorm(sym: mx.sym.Symbol, batch: Mapping[str, np.ndarray], arg
     logger.info("set the statistics of %d frozen BatchNorm layers started from scratch on one "
                 "training batch (e.g. %s)", len(picked), ", ".join(picked[:3]))
     return len(picked)
+
+
+def pretrained_init(cfg, sym: mx.sym.Symbol, chain: Chain):
+    """The trainer's `init_params(input shapes, one batch)` of `load_pretrained` with
+    `chain` (accel.core.trainer.fit)."""
+    def init(input_shapes: Mapping[str, Tuple[int, ...]], batch: Mapping[str, np.ndarray]):
+        return load_pretrained(cfg, sym, input_shapes, chain, batch)
+    return init
 
 
 def load_pretrained(cfg, sym: mx.sym.Symbol, input_shapes: Mapping[str, Tuple[int, ...]],

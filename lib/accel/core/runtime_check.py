@@ -11,11 +11,13 @@ machine that has neither MXNet nor a compiler. Three parts, each a list of rows:
   events on a GPU, the segmenter's clock on the CPU), keyframes and others apart, with the
   argmax agreement of each precision against fp32 and the paper's K80 time beside it.
 
-Weights are synthetic (no released checkpoint travels to such a machine): the oracle rule
-for every parameter and the released models' bilinear upsampling kernels, so agreement
+Weights are synthetic (no released checkpoint travels to such a machine;
+accel.oracle.synthetic_params): the oracle rule for every parameter and the released models'
+bilinear upsampling kernels, so agreement
 between precisions is measured on small score margins, a harder case than trained weights.
 """
 import logging
+import platform
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -24,17 +26,14 @@ import torch
 
 from accel.core.inference import VideoSegmenter
 from accel.core.timing import WARMUP_FRAMES, summarize
-from accel.networks import AccelGraphs, accel_network
-from accel.oracle import compare, manifest, oracle_value, run_torch
+from accel.networks import accel_network
+from accel.oracle import compare, manifest, run_torch, synthetic_params
 from accel.runtime import make_runtime
-from accel.graphs import load_graph
-from accel.runtime.torch_graph import infer_shapes
 from accel.runtime.torch_ops import deformable_conv2d, flow_warp, warp_backend
-from accel.runtime.upsample import bilinear_kernel
 from accel.symbols.versions import REFERENCE, get_version
 
-__all__ = ["WARP_CASES", "kernel_parity", "oracle_fixtures", "synthetic_params",
-           "time_versions", "markdown", "failures"]
+__all__ = ["WARP_CASES", "machine", "kernel_parity", "oracle_fixtures", "time_versions",
+           "check_machine", "markdown", "failures"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,23 @@ WARP_CASES = [(2, 3, 7, 9, 3.0), (3, 2, 11, 8, 12.0), (1, 2048, 64, 128, 6.0)]
 DEFORMABLE_CASES = [((1, 64, 17, 23), 1, 1, 2), ((1, 32, 16, 20), 4, 2, 2),
                     ((1, 512, 64, 128), 1, 1, 2)]
 TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-10}  # relative to max(1, max |ref|)
+
+
+def machine(device: str) -> Dict[str, Any]:
+    """The device, PyTorch, NumPy and Python versions, and which warp kernel runs."""
+    info = {"device": "CPU (%s)" % (platform.processor() or "cpu"), "torch": torch.__version__,
+            "numpy": np.__version__, "python": platform.python_version(),
+            "warp": warp_backend(device)}
+    if device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(device)
+        info.update(device=props.name, capability="%d.%d" % (props.major, props.minor),
+                    cuda=torch.version.cuda, memory_gib=round(props.total_memory / 2**30, 1))
+        try:
+            import cupy
+            info["cupy"] = cupy.__version__
+        except ImportError:
+            info["cupy"] = "not installed"
+    return info
 
 
 def _row(name: str, got: torch.Tensor, want: np.ndarray, dtype, backend: str) -> Dict:
@@ -97,25 +113,6 @@ def oracle_fixtures(folder, device: str, names: Optional[Sequence[str]] = None
     return rows
 
 
-def synthetic_params(version: str, num_classes: int, shape):
-    """(args, aux) NumPy weights for the official graphs of `version` at frames of `shape`:
-    the oracle rule, and the bilinear kernel for the heads' upsampling (as released)."""
-    net = AccelGraphs(version, num_classes)
-    _, _, outs = infer_shapes(load_graph(net.graph_name("key"), num_classes),
-                              {"data": shape}, [net.state_output])
-    inputs = {"key": {"data": shape},
-              "cur": {"data": shape, "data_key": shape, "feat_key": outs[net.state_output]}}
-    args, aux = {}, {}
-    for kind in ("key", "cur"):
-        a, x, _ = infer_shapes(load_graph(net.graph_name(kind), num_classes), inputs[kind])
-        args.update(a)
-        aux.update(x)
-    args = {n: (bilinear_kernel(s[0], s[-1]) if n.endswith("upsampling_weight")
-                and not n.endswith("feat_upsampling_weight") else oracle_value(n, s))
-            for n, s in args.items()}
-    return args, {n: oracle_value(n, s) for n, s in aux.items()}
-
-
 def _timed_steps(seg: VideoSegmenter, frames, cuda: bool):
     """(is_key, seconds, pred) per frame; CUDA events around each step on a GPU."""
     out = []
@@ -145,7 +142,8 @@ def time_versions(frames: Sequence[np.ndarray], versions: Sequence[str],
         row_version = get_version(version)
         accel = "18" if row_version is REFERENCE else version
         k = 1 if row_version is REFERENCE else interval
-        args, aux = synthetic_params(accel, num_classes, shape)
+        args, aux = synthetic_params(accel_network(accel, num_classes), shape,
+                                     make_runtime("torch"))
         reference_preds = None
         for precision in precisions:
             runtime = make_runtime("torch", gpu=gpu, precision=precision)
@@ -169,6 +167,27 @@ def time_versions(frames: Sequence[np.ndarray], versions: Sequence[str],
                      "-" if agree is None else "%.4f" % agree)
             del seg, runtime
     return rows
+
+
+def check_machine(device: str, fixtures, frames: Sequence[np.ndarray],
+                  versions: Sequence[str], precisions: Sequence[str], small: bool = False
+                  ) -> Dict[str, Any]:
+    """The whole check on `device` ('cpu' or 'cuda:N'): the machine, the kernels, the
+    fixtures of folder `fixtures`, the timing of `versions` x `precisions` on `frames`
+    (interval 5, fast graphs) and what failed; `small`: a dry run's smaller kernel cases."""
+    gpu = int(device.split(":")[1]) if device.startswith("cuda") else None
+    report: Dict[str, Any] = {"machine": machine(device)}
+    log.info("machine: %s", report["machine"])
+    report["kernels"] = kernel_parity(device, small=small)
+    log.info("kernels: %d of %d within tolerance", sum(r["ok"] for r in report["kernels"]),
+             len(report["kernels"]))
+    report["fixtures"] = oracle_fixtures(fixtures, device)
+    report["timing_settings"] = {"size": list(frames[0].shape[2:]), "interval": 5,
+                                 "path": "fast", "frames": len(frames) - WARMUP_FRAMES,
+                                 "weights": "synthetic"}
+    report["timing"] = time_versions(frames, versions, precisions, gpu)
+    report["failures"] = failures(report)
+    return report
 
 
 def _ms(stats: Dict[str, float]) -> str:

@@ -11,6 +11,7 @@ stays flat), and outputs are written by a second thread (accel.utils.threads); t
 time of each frame is the segmenter's own measurement, recorded by accel.core.timing.
 `threaded=False` does both inline (no overlap, no contention for the cores).
 """
+import functools
 import logging
 import math
 import time
@@ -21,17 +22,17 @@ import numpy as np
 
 from accel.core.consistency import TemporalConsistency
 from accel.core.inference import FrameResult
-from accel.core.keyframes import schedule_stats
 from accel.core.metrics import SegmentationEvaluator
-from accel.core.timing import WARMUP_FRAMES, TimingRecorder
+from accel.core.timing import WARMUP_FRAMES, TimingRecorder, schedule_stats
 from accel.utils import image as imutil
+from accel.utils.io import write_json
 from accel.utils.progress import Progress
 from accel.utils.threads import BackgroundWorker, Prefetcher
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LoadedFrame", "Sink", "evaluate_snippets", "metrics_table", "prediction_at",
-           "prepare_frame", "segment_video", "select_snippets", "format_pct"]
+__all__ = ["LoadedFrame", "Sink", "evaluate_snippets", "evaluate_checkpoint", "metrics_table",
+           "prediction_at", "prepare_frame", "segment_video", "select_snippets", "format_pct"]
 
 
 # ------------------------------------------------------------------------ frames
@@ -101,6 +102,49 @@ def select_snippets(snippets: Sequence, num_ex: Optional[int]) -> List:
 Step = Callable[[np.ndarray], FrameResult]  # (1, 3, H, W) -> the segmenter's result
 
 
+def _load_snippet_frame(dataset, snippets: Sequence, job: Tuple[int, int]) -> LoadedFrame:
+    """Frame `job` = (snippet, frame) read and preprocessed, with its label when it is the
+    snippet's labelled frame (whose size must be the image's)."""
+    snip = snippets[job[0]]
+    path = snip.frames[job[1]]
+    raw = imutil.read_image(path)
+    frame = prepare_frame(raw, dataset.pixel_means, dataset.scales, dataset.stride)
+    if job[1] == snip.label_index:
+        frame.label = dataset.load_label(snip.item)
+        if frame.label.shape != raw.shape[:2]:
+            raise ValueError(f"label file {snip.item.label} is {frame.label.shape[1]}x"
+                             f"{frame.label.shape[0]} but its image {path} is "
+                             f"{raw.shape[1]}x{raw.shape[0]} (W x H): labels must match "
+                             f"their images")
+    return frame
+
+
+class _Scores:
+    """The labelled frames' confusion, per distance from the keyframe and overall."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.per_distance: Dict[int, SegmentationEvaluator] = {}
+
+    def add(self, distance: int, frame: LoadedFrame, result: FrameResult) -> None:
+        """Score `result` on the labelled `frame`, `distance` frames after its keyframe."""
+        if distance not in self.per_distance:
+            self.per_distance[distance] = SegmentationEvaluator(self.dataset.num_classes,
+                                                                self.dataset.class_names)
+        self.per_distance[distance].process(
+            prediction_at(result.pred, frame.label.shape, frame.image.shape[:2]), frame.label)
+
+    def evaluate(self) -> Dict[str, Any]:
+        """The overall results with 'by_distance': {d: results}."""
+        overall = SegmentationEvaluator(self.dataset.num_classes, self.dataset.class_names)
+        for ev in self.per_distance.values():
+            overall.merge(ev)
+        out = overall.evaluate()
+        out["by_distance"] = {d: self.per_distance[d].evaluate()
+                              for d in sorted(self.per_distance)}
+        return out
+
+
 def evaluate_snippets(dataset, snippets: Sequence, step: Step,
                       reset: Optional[Callable[[], None]] = None, desc: str = "evaluation",
                       interval: int = 1, sink: Optional[Sink] = None, consistency: bool = False,
@@ -126,28 +170,13 @@ def evaluate_snippets(dataset, snippets: Sequence, step: Step,
     for s in snippets:
         drawn[s.item.name] = max(drawn.get(s.item.name, -1), s.label_index)
     jobs = [(si, fi) for si, s in enumerate(snippets) for fi in range(len(s.frames))]
-
-    def load(job: Tuple[int, int]) -> LoadedFrame:
-        snip = snippets[job[0]]
-        path = snip.frames[job[1]]
-        raw = imutil.read_image(path)
-        frame = prepare_frame(raw, dataset.pixel_means, dataset.scales, dataset.stride)
-        if job[1] == snip.label_index:
-            frame.label = dataset.load_label(snip.item)
-            if frame.label.shape != raw.shape[:2]:
-                raise ValueError(f"label file {snip.item.label} is {frame.label.shape[1]}x"
-                                 f"{frame.label.shape[0]} but its image {path} is "
-                                 f"{raw.shape[1]}x{raw.shape[0]} (W x H): labels must match "
-                                 f"their images")
-        return frame
-
-    per_distance: Dict[int, SegmentationEvaluator] = {}
-    flags: List[bool] = []
+    scores, flags = _Scores(dataset), []
     previous: Optional[Tuple[int, ...]] = None
     timing = TimingRecorder(warmup)
     cons = TemporalConsistency() if consistency else None
     progress = Progress(len(jobs), desc, every=max(1, len(jobs) // 10), logger=logger,
                         unit="frame")
+    load = functools.partial(_load_snippet_frame, dataset, snippets)
     with progress, BackgroundWorker(threaded=threaded) as worker, \
             Prefetcher(jobs, load, depth, threaded) as frames:
         for (si, fi), frame, load_s in frames:
@@ -166,22 +195,12 @@ def evaluate_snippets(dataset, snippets: Sequence, step: Step,
                 continue
             # The labelled frame's distance from its keyframe: the policy's age where one
             # decides the keyframes, else the fixed schedule's.
-            distance = (result.observation.age if result.observation is not None
-                        else fi % interval)
-            if distance not in per_distance:
-                per_distance[distance] = SegmentationEvaluator(dataset.num_classes,
-                                                               dataset.class_names)
-            per_distance[distance].process(
-                prediction_at(result.pred, frame.label.shape, frame.image.shape[:2]),
-                frame.label)
+            scores.add(result.observation.age if result.observation is not None
+                       else fi % interval, frame, result)
             if sink is not None and fi == drawn[snip.item.name]:
                 worker.submit(_sink_job(sink, timing, index, snip.item.name, frame, result))
     timing.finish()
-    overall = SegmentationEvaluator(dataset.num_classes, dataset.class_names)
-    for ev in per_distance.values():
-        overall.merge(ev)
-    out = overall.evaluate()
-    out["by_distance"] = {d: per_distance[d].evaluate() for d in sorted(per_distance)}
+    out = scores.evaluate()
     out.update(interval=interval, snippets=len(snippets), labelled_frames=len(drawn),
                timing=timing.report(), schedule=schedule_stats(flags))
     if cons is not None:
@@ -189,6 +208,21 @@ def evaluate_snippets(dataset, snippets: Sequence, step: Step,
     logger.info("%s: mIoU %.2f%% over %d labelled frames (%d snippets)", desc,
                 100 * out["mIoU"], out["frames"], len(snippets))
     return out
+
+
+def evaluate_checkpoint(dataset, snippets: Sequence, segmenter, interval: int,
+                        checkpoint: str, path: str, **info: Any) -> Dict[str, Any]:
+    """A training run's checkpoint on its test split (deeplab/test.py, dff_deeplab/test.py):
+    every snippet through `segmenter` (`evaluate_snippets`), the results with `info`, the
+    checkpoint and the runtime written to `path` (JSON) and logged."""
+    results = evaluate_snippets(dataset, snippets, segmenter.step, segmenter.reset,
+                                desc="test", interval=interval)
+    results.update(checkpoint=checkpoint, **info, runtime=segmenter.runtime.name,
+                   device=segmenter.runtime.device)
+    write_json(path, results)
+    logger.info("%s at interval %d: mIoU %.4f, pixel acc %.4f (%s)", checkpoint, interval,
+                results["mIoU"], results["pixel_acc"], path)
+    return results
 
 
 def _consistency_job(cons: TemporalConsistency, first: bool, frame: LoadedFrame, result):
@@ -262,7 +296,6 @@ def segment_video(frames: Iterable[np.ndarray], step: Step,
     return out
 
 
-# ------------------------------------------------------------------------ results
 # ------------------------------------------------------------------------ results
 def metrics_table(results: Dict[str, Any]) -> str:
     """mIoU overall and by distance from the keyframe, then per-class IoU (Markdown, %)."""

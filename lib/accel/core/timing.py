@@ -1,11 +1,12 @@
-"""The timing protocol of every run, and its table.
+"""The timing protocol of every run, its table, and what a run's keyframe schedule did.
 
 As the original demo (docs/design.md, "Inference"): batch 1, wall clock around forward + argmax +
 copy to host (`FrameResult.network_s`, measured by the segmenter), the first `warmup` (2)
 frames of the run left out. Reported as mean / p50 / p99 / max for keyframes and non-key
 frames separately; reading + preprocessing and writing are timed apart from the network,
-and the end-to-end wall time per frame is given beside them. `experiments/benchmark.py`
-reports through the same functions.
+and the end-to-end wall time per frame is given beside them. The benchmark
+(accel.bench) reports through the same functions. `schedule_stats` summarises the keyframe
+flags of a run (rate, gaps, runs of keyframes) for every runner.
 """
 import math
 import time
@@ -13,7 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["WARMUP_FRAMES", "TimingRecorder", "summarize", "timing_table", "format_ms"]
+__all__ = ["WARMUP_FRAMES", "TimingRecorder", "summarize", "schedule_stats", "timing_table",
+           "format_ms"]
 
 WARMUP_FRAMES = 2  # the original demo's warm-up
 
@@ -28,6 +30,39 @@ def summarize(seconds: Sequence[float]) -> Dict[str, float]:
     return {"frames": int(values.size), "mean": float(values.mean()),
             "p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99)),
             "max": float(values.max())}
+
+
+def schedule_stats(flags: Sequence[bool], times: Optional[Sequence[float]] = None
+                   ) -> Dict[str, Any]:
+    """Keyframe rate (all frames, and excluding the stream's first frame, which is always a
+    keyframe), gaps between keyframes, the longest run of consecutive keyframes, and with
+    `times` (seconds per frame) their mean, p99 and max (`summarize`)."""
+    flags = [bool(f) for f in flags]
+    if not flags:
+        raise ValueError("empty schedule")
+    keys = [i for i, f in enumerate(flags) if f]
+    gaps = np.diff(keys).tolist()
+    longest, run = 0, 0
+    for f in flags:
+        run = run + 1 if f else 0
+        longest = max(longest, run)
+    out: Dict[str, Any] = {
+        "frames": len(flags), "keyframes": len(keys),
+        "key_rate": len(keys) / len(flags),
+        "key_rate_after_first": (sum(flags[1:]) / (len(flags) - 1)) if len(flags) > 1 else 1.0,
+        "longest_key_run": longest,
+        "gap_min": int(min(gaps)) if gaps else None,
+        "gap_max": int(max(gaps)) if gaps else None,
+        "gap_mean": float(np.mean(gaps)) if gaps else None,
+        "gap_histogram": {int(g): int(c) for g, c in zip(*np.unique(gaps, return_counts=True))}
+        if gaps else {},
+    }
+    if times is not None:
+        if len(times) != len(flags):
+            raise ValueError(f"{len(times)} times for {len(flags)} frames")
+        t = summarize(times)
+        out.update(time_mean_s=t["mean"], time_p99_s=t["p99"], time_max_s=t["max"])
+    return out
 
 
 class TimingRecorder:

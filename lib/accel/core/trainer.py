@@ -7,22 +7,16 @@ parameters are summed over devices (and workers) by the kvstore and every device
 same SGD update locally (as MXNet's Module does without update_on_kvstore), so optimizer
 states live in this process and can be saved, also under dist_sync.
 
-At each epoch end `<prefix>-%04d.states` (momentum, mx.nd.save), `<prefix>-%04d.json`
-(update count, sampler position, provenance) and `<prefix>-%04d.params` (every parameter,
-arg:/aux:) are written atomically, the params file last, so a params file with its two
-companions is a complete checkpoint (file names: accel.utils.paths). Only the last
-TRAIN.keep_states epochs keep their .states. A failed write (a full disk) stops the run with
-an error naming the file and the previous, intact checkpoint. The sample order and crops
-are functions of (seed, epoch, position) and the learning rate a function of the update
-count, so a run resumed from epoch e ends with exactly the parameters of an uninterrupted
-run. A run never starts over an existing run of the same prefix unless told to resume or
-to overwrite it (prepare_run_folder). The first NaN or infinite loss or weight stops the
-run before anything non-finite is saved (accel.core.divergence).
+At each epoch end a complete checkpoint is written (accel.core.train_state: parameters,
+momentum, update count and sampler position; a failed write names the file and the previous,
+intact checkpoint). The sample order and crops are functions of (seed, epoch, position) and
+the learning rate a function of the update count, so a run resumed from epoch e ends with
+exactly the parameters of an uninterrupted run. A run never starts over an existing run of
+the same prefix unless told to resume or to overwrite it (prepare_run_folder). The first
+NaN or infinite loss or weight stops the run before anything non-finite is saved
+(accel.core.divergence).
 """
-import contextlib
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -30,15 +24,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from accel.config import parse_gpus, parse_lr_steps
+from accel.config import checkpoint_prefix, parse_gpus, parse_lr_steps
 from accel.core.divergence import check_loss, check_weights
 from accel.core.pretrained import frozen_names
 from accel.dataset.loader import PrefetchLoader
-from accel.utils import paths
-from accel.utils.checkpoint import (CheckpointError, atomic_path, check_names, list_checkpoints,
-                                    load_checkpoint, load_optimizer_states, params_path,
-                                    remove_stale_temporaries, save_checkpoint,
-                                    save_optimizer_states, states_path, write_error)
+from accel.core.train_state import (prepare_run_folder, read_train_state, restore_states,
+                                    resume_point, save_epoch, states_to_save)
+from accel.utils.checkpoint import (CheckpointError, check_names, load_checkpoint, params_path,
+                                    remove_stale_temporaries)
 from accel.utils.device import training_contexts
 from accel.utils.progress import format_seconds
 from accel.utils.provenance import provenance_line, run_provenance
@@ -47,54 +40,16 @@ from accel.utils.segmath import IGNORE_LABEL
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["checkpoint_prefix", "contexts", "train_state_path", "lr_scheduler",
-           "prepare_run_folder", "RunExistsError", "ShardedSamples", "TrainResult", "fit"]
-
-train_state_path = paths.train_state_path
+__all__ = ["lr_scheduler", "ShardedSamples", "TrainResult", "SoftmaxMeter", "fit",
+           "train_config"]
 
 Params = Dict[str, mx.nd.NDArray]
+Shape = Tuple[int, ...]
 # (input shapes, one batch of inputs) -> (arg_params, aux_params) of every parameter: the
 # pretrained chain (the batch calibrates parts started from scratch).
 InitParams = Callable[[Mapping[str, Tuple[int, ...]], Mapping[str, np.ndarray]],
                       Tuple[Params, Params]]
 
-
-
-def checkpoint_prefix(cfg, cfg_path: str) -> str:
-    """Where a config's runner writes `<prefix>-%04d.params`:
-    <output_path>/<cfg name>/<image_set>/<TRAIN.model_prefix> (accel.utils.paths)."""
-    return paths.run_prefix(cfg.output_path, cfg_path, cfg.dataset.image_set,
-                            cfg.TRAIN.model_prefix)
-
-
-class RunExistsError(CheckpointError):
-    """The run folder already holds checkpoints of this prefix and no one said what to do."""
-
-
-def prepare_run_folder(prefix: str, resume: bool, overwrite: bool = False,
-                       begin_epoch: int = 0) -> List[str]:
-    """Refuse to start a fresh run over an existing one (or, with `overwrite`, delete its
-    epoch files first); returns the files deleted. A resumed run, or one started from
-    TRAIN.begin_epoch > 0 (which loads that epoch), continues the folder's run."""
-    if resume or begin_epoch > 0:
-        return []
-    existing = paths.epoch_files(prefix)
-    if not existing:
-        return []
-    if not overwrite:
-        epochs = list_checkpoints(prefix)
-        folder = os.path.dirname(os.path.abspath(prefix))
-        raise RunExistsError(
-            f"{folder} already holds a run of '{os.path.basename(prefix)}' ({len(existing)} "
-            f"files, epochs {epochs or 'none complete'}); starting again would mix two runs. "
-            f"Continue it with --resume, or start a new one elsewhere (output_path=NEW_FOLDER)"
-            f" or over it (--overwrite deletes its checkpoints and results)")
-    for path in existing + paths.stale_temporaries(prefix):
-        with contextlib.suppress(FileNotFoundError):  # another dist_sync worker was first
-            os.remove(path)
-    logger.warning("--overwrite: deleted %d files of the previous run %s-*", len(existing),
-                   prefix)
-    return existing
 
 
 def lr_scheduler(cfg, batches_per_epoch: int) -> WarmupMultiFactorScheduler:
@@ -113,12 +68,6 @@ def _provenance() -> Dict[str, Any]:
     info = run_provenance()
     logger.info("provenance: %s", provenance_line(info))
     return info
-
-
-def contexts(cfg, cpu: bool = False) -> List[mx.Context]:
-    """Devices from cfg.gpus ('0,1' -> two GPUs); the CPU when `cpu` or gpus is ''
-    (accel.utils.device.training_contexts, the one device picker, GPU gate included)."""
-    return training_contexts(parse_gpus(cfg.gpus), cpu)
 
 
 class ShardedSamples:
@@ -196,57 +145,127 @@ def _stack(samples: Sequence[Mapping[str, np.ndarray]], names: Sequence[str]
     return {n: np.concatenate([s[n] for s in samples], axis=0) for n in names}
 
 
-def _resume_point(prefix: str) -> Optional[int]:
-    """Last epoch whose params, optimizer states and train state were all written."""
-    complete = [e for e in list_checkpoints(prefix)
-                if os.path.isfile(states_path(prefix, e))
-                and os.path.isfile(train_state_path(prefix, e))]
-    return complete[-1] if complete else None
+@dataclass
+class _Inputs:
+    """What a training symbol reads from a batch and what it learns."""
+
+    names: List[str]                # data inputs: the samples' keys
+    shapes: Dict[str, Shape]        # their shapes on one device
+    params: List[str]               # every parameter
+    trainable: List[str]            # those not frozen by network.FIXED_PARAMS
 
 
-def _state_key(name: str, device: int) -> str:
-    """Name of a momentum buffer in the .states file: '<parameter>@<device index>'."""
-    return "%s@%d" % (name, device)
+def _inputs(symbol: mx.sym.Symbol, probe: Mapping[str, np.ndarray], per_device: int,
+            fixed: Sequence[str]) -> _Inputs:
+    """Inputs and parameters of `symbol` given one sample (`probe`)."""
+    names = [n for n in symbol.list_arguments() if n in probe]
+    shapes = {n: (probe[n].shape[0] * per_device,) + probe[n].shape[1:] for n in names}
+    params = [n for n in symbol.list_arguments() if n not in shapes]
+    frozen = set(frozen_names(params, fixed))
+    trainable = [n for n in params if n not in frozen]
+    unmatched = [p for p in fixed if not any(n.startswith(p) for n in params)]
+    if unmatched:
+        logger.warning("network.FIXED_PARAMS prefixes matching no parameter: %s", unmatched)
+    if not trainable:
+        raise ValueError("network.FIXED_PARAMS freezes every parameter; nothing to train")
+    logger.info("inputs %s; %d parameters, %d frozen, %d trainable (e.g. %s)", shapes,
+                len(params), len(frozen), len(trainable), ", ".join(trainable[:4]))
+    return _Inputs(names, shapes, params, trainable)
 
 
-def _states_to_save(updater, trainable: Sequence[str], ndev: int) -> Dict[str, mx.nd.NDArray]:
-    """The updater's {index: momentum} as {'<name>@<device>': NDArray} (None = no momentum)."""
-    out = {}
-    for index, state in updater.states.items():
-        if state is None:
-            continue
-        if not isinstance(state, mx.nd.NDArray):
-            raise TypeError(f"optimizer state of {trainable[index // ndev]} is a "
-                            f"{type(state).__name__}; only single momentum buffers are saved")
-        out[_state_key(trainable[index // ndev], index % ndev)] = state
-    return out
+def _begin(prefix: str, t, resume: bool, rank: int, loader: PrefetchLoader
+           ) -> Tuple[int, bool, bool]:
+    """(epoch to start from, resumed with optimizer states, the run is already complete);
+    a resumed run's sampler position is restored."""
+    if not resume:
+        return t.begin_epoch, False, False
+    if rank == 0:
+        remove_stale_temporaries(prefix)
+    found = resume_point(prefix)
+    if found is None:
+        logger.warning("resume: no complete checkpoint %s-%%04d.params/.states/.json; "
+                       "starting at TRAIN.begin_epoch = %d", prefix, t.begin_epoch)
+        return t.begin_epoch, False, False
+    if found >= t.end_epoch:
+        logger.info("resume: %s is complete (epoch %d >= TRAIN.end_epoch %d); nothing to "
+                    "do", params_path(prefix, found), found, t.end_epoch)
+        return found, False, True
+    loader.load_state_dict(read_train_state(prefix, found, len(loader)))
+    return found, True, False
 
 
-def _restore_states(updater, prefix: str, epoch: int, trainable: Sequence[str], ndev: int,
-                    momentum: float, allow_pickle: bool) -> None:
-    """Put the momentum buffers of `<prefix>-%04d.states` into `updater`, strictly."""
-    path = states_path(prefix, epoch)
-    loaded = load_optimizer_states(prefix, epoch, allow_pickle=allow_pickle)
-    if loaded and all(isinstance(k, int) for k in loaded):  # old pickled {index: state}
-        states = dict(loaded)
-        logger.warning("%s: read the old pickled format (--legacy-states); later epochs are "
-                       "saved in the new one", path)
+def _start_params(prefix: str, begin_epoch: int, resumed: bool, symbol: mx.sym.Symbol,
+                  inputs: _Inputs, loader: PrefetchLoader, init_params: InitParams,
+                  first_batch: Mapping[str, np.ndarray]) -> Tuple[Params, Params]:
+    """The parameters to start from: epoch `begin_epoch`'s checkpoint, else `init_params`."""
+    if begin_epoch > 0:
+        # Like the original, a non-zero begin_epoch without resume starts from that epoch's
+        # parameters (fresh momentum).
+        arg_params, aux_params = load_checkpoint(prefix, begin_epoch)
+        check_names(symbol, arg_params, aux_params, inputs.names,
+                    params_path(prefix, begin_epoch))
+        if not resumed:
+            loader.load_state_dict({**loader.state_dict(), "epoch": begin_epoch, "index": 0})
+        logger.info("starting from %s (epoch %d)%s", params_path(prefix, begin_epoch),
+                    begin_epoch, " with optimizer states" if resumed else "")
     else:
-        index = {_state_key(n, k): i * ndev + k for i, n in enumerate(trainable)
-                 for k in range(ndev)}
-        unexpected = sorted(set(loaded) - set(index))
-        missing = sorted(set(index) - set(loaded)) if momentum else []
-        if unexpected or missing:
-            raise CheckpointError(
-                f"{path} does not match this run ({len(trainable)} trainable parameters x "
-                f"{ndev} device(s)): " + "; ".join(
-                    part for part in (f"unexpected {', '.join(unexpected)}" if unexpected
-                                      else "", f"missing {', '.join(missing)}" if missing
-                                      else "") if part))
-        states = {index[k]: v for k, v in loaded.items()}
-    updater.states = states
-    # As Updater.set_states: copied to each weight's device at its first update.
-    updater.states_synced = dict.fromkeys(states, False)
+        arg_params, aux_params = init_params(inputs.shapes, first_batch)
+    missing = [n for n in inputs.params if n not in arg_params]
+    if missing:
+        raise CheckpointError(f"no value for {len(missing)} parameter(s): {missing[:8]}")
+    return arg_params, aux_params
+
+
+def _bind(symbol: mx.sym.Symbol, ctxs: Sequence[mx.Context], inputs: _Inputs,
+          arg_params: Params, aux_params: Params) -> List[Any]:
+    """One executor per device, sharing nothing: gradients meet in the kvstore."""
+    grad_req = {n: "write" if n in inputs.trainable else "null"
+                for n in symbol.list_arguments()}
+    executors = []
+    for ctx in ctxs:
+        args = {n: (mx.nd.zeros(inputs.shapes[n], ctx) if n in inputs.shapes
+                    else arg_params[n].as_in_context(ctx)) for n in symbol.list_arguments()}
+        grads = {n: mx.nd.zeros(args[n].shape, ctx) for n in inputs.trainable}
+        aux = {n: aux_params[n].as_in_context(ctx) for n in symbol.list_auxiliary_states()}
+        executors.append(symbol.bind(ctx, args=args, args_grad=grads, grad_req=grad_req,
+                                     aux_states=aux))
+    return executors
+
+
+class _Steps:
+    """The run's executors, kvstore and optimizer: one SGD update per batch."""
+
+    def __init__(self, executors: List[Any], inputs: _Inputs, per_device: int, kv, optimizer,
+                 meter):
+        self.executors, self.inputs, self.per_device = executors, inputs, per_device
+        self.kv, self.optimizer, self.meter = kv, optimizer, meter
+        self.updater = mx.optimizer.get_updater(optimizer)
+        if kv is not None:
+            for i, n in enumerate(inputs.trainable):
+                kv.init(i, executors[0].arg_dict[n])
+
+    def lr(self) -> float:
+        """The learning rate of the next update."""
+        return self.optimizer.lr_scheduler(self.optimizer.num_update)
+
+    def step(self, batch: Sequence[Mapping[str, np.ndarray]]) -> float:
+        """Forward and backward on every device, gradients summed over devices (and
+        workers), the same update on every device; returns the batch's mean loss."""
+        ndev, names = len(self.executors), self.inputs.names
+        for k, exe in enumerate(self.executors):
+            feed = _stack(batch[k * self.per_device:(k + 1) * self.per_device], names)
+            for n, v in feed.items():
+                exe.arg_dict[n][:] = v
+            exe.forward(is_train=True)
+            exe.backward()
+        for i, n in enumerate(self.inputs.trainable):
+            grads = [exe.grad_dict[n] for exe in self.executors]
+            if self.kv is not None:
+                self.kv.push(i, grads, priority=-i)
+                self.kv.pull(i, grads, priority=-i)
+            for k, exe in enumerate(self.executors):
+                self.updater(i * ndev + k, grads[k], exe.arg_dict[n])
+        return float(np.mean([self.meter.add(exe) for exe in self.executors]))
 
 
 def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParams,
@@ -274,181 +293,96 @@ def fit(cfg, symbol: mx.sym.Symbol, dataset, prefix: str, init_params: InitParam
     per_device = t.BATCH_IMAGES
     loader = PrefetchLoader(dataset, batch_size=len(ctxs) * per_device, shuffle=t.SHUFFLE,
                             seed=t.seed)
-    batches_per_epoch = len(loader)
-
     probe = dataset.sample(0, np.random.default_rng(0))
-    input_names = [n for n in symbol.list_arguments() if n in probe]
-    input_shapes = {n: (probe[n].shape[0] * per_device,) + probe[n].shape[1:]
-                    for n in input_names}
-    param_names = [n for n in symbol.list_arguments() if n not in input_shapes]
-    frozen = set(frozen_names(param_names, cfg.network.FIXED_PARAMS))
-    trainable = [n for n in param_names if n not in frozen]
-    unmatched = [p for p in cfg.network.FIXED_PARAMS
-                 if not any(n.startswith(p) for n in param_names)]
-    if unmatched:
-        logger.warning("network.FIXED_PARAMS prefixes matching no parameter: %s", unmatched)
-    if not trainable:
-        raise ValueError("network.FIXED_PARAMS freezes every parameter; nothing to train")
-    logger.info("inputs %s; %d parameters, %d frozen, %d trainable (e.g. %s)", input_shapes,
-                len(param_names), len(frozen), len(trainable), ", ".join(trainable[:4]))
-
-    begin_epoch, resumed = t.begin_epoch, False
-    if resume and rank == 0:
-        remove_stale_temporaries(prefix)
-    if resume:
-        found = _resume_point(prefix)
-        if found is None:
-            logger.warning("resume: no complete checkpoint %s-%%04d.params/.states/.json; "
-                           "starting at TRAIN.begin_epoch = %d", prefix, begin_epoch)
-        elif found >= t.end_epoch:
-            logger.info("resume: %s is complete (epoch %d >= TRAIN.end_epoch %d); nothing to "
-                        "do", params_path(prefix, found), found, t.end_epoch)
-            return TrainResult(prefix, found, found, rank)
-        else:
-            begin_epoch, resumed = found, True
-            state_file = train_state_path(prefix, begin_epoch)
-            try:
-                with open(state_file, encoding="utf-8") as f:
-                    train_state = json.load(f)
-                saved_batches = int(train_state["batches_per_epoch"])
-                sampler_state = train_state["sampler"]
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                raise CheckpointError(f"cannot read train state {state_file} (truncated or "
-                                      f"corrupt: {err}); delete epoch {begin_epoch}'s files "
-                                      f"to resume from an earlier epoch") from None
-            if saved_batches != batches_per_epoch:
-                raise CheckpointError(
-                    f"{state_file}: saved with {saved_batches} batches per epoch, this run has "
-                    f"{batches_per_epoch}; the data, batch size or devices changed")
-            loader.load_state_dict(sampler_state)
-    if begin_epoch > 0:
-        # Like the original, a non-zero begin_epoch without resume starts from that epoch's
-        # parameters (fresh momentum).
-        arg_params, aux_params = load_checkpoint(prefix, begin_epoch)
-        check_names(symbol, arg_params, aux_params, input_names,
-                    params_path(prefix, begin_epoch))
-        if not resumed:
-            loader.load_state_dict({**loader.state_dict(), "epoch": begin_epoch, "index": 0})
-        logger.info("starting from %s (epoch %d)%s", params_path(prefix, begin_epoch),
-                    begin_epoch, " with optimizer states" if resumed else "")
-    else:
-        arg_params, aux_params = init_params(input_shapes, _stack([probe] * per_device,
-                                                                  input_names))
-    missing = [n for n in param_names if n not in arg_params]
-    if missing:
-        raise CheckpointError(f"no value for {len(missing)} parameter(s): {missing[:8]}")
+    inputs = _inputs(symbol, probe, per_device, cfg.network.FIXED_PARAMS)
+    begin_epoch, resumed, complete = _begin(prefix, t, resume, rank, loader)
+    if complete:
+        return TrainResult(prefix, begin_epoch, begin_epoch, rank)
+    arg_params, aux_params = _start_params(prefix, begin_epoch, resumed, symbol, inputs,
+                                           loader, init_params,
+                                           _stack([probe] * per_device, inputs.names))
     if begin_epoch >= t.end_epoch:
         logger.info("nothing to do: begin epoch %d >= TRAIN.end_epoch %d", begin_epoch,
                     t.end_epoch)
         return TrainResult(prefix, begin_epoch, begin_epoch, rank)
-
-    # -- executors, one per device, sharing nothing: gradients meet in the kvstore --------
-    grad_req = {n: "write" if n in trainable else "null" for n in symbol.list_arguments()}
-    executors = []
-    for ctx in ctxs:
-        args = {n: (mx.nd.zeros(input_shapes[n], ctx) if n in input_shapes
-                    else arg_params[n].as_in_context(ctx)) for n in symbol.list_arguments()}
-        grads = {n: mx.nd.zeros(args[n].shape, ctx) for n in trainable}
-        aux = {n: aux_params[n].as_in_context(ctx) for n in symbol.list_auxiliary_states()}
-        executors.append(symbol.bind(ctx, args=args, args_grad=grads, grad_req=grad_req,
-                                     aux_states=aux))
+    executors = _bind(symbol, ctxs, inputs, arg_params, aux_params)
     ndev = len(executors)
-    idx2name = {i * ndev + k: n for i, n in enumerate(trainable) for k in range(ndev)}
     optimizer = mx.optimizer.SGD(
         learning_rate=t.lr, momentum=t.momentum, wd=t.wd,
-        lr_scheduler=lr_scheduler(cfg, batches_per_epoch),
+        lr_scheduler=lr_scheduler(cfg, len(loader)),
         rescale_grad=1.0 / (ndev * per_device * num_workers), sym=symbol,
-        param_idx2name=idx2name, begin_num_update=begin_epoch * batches_per_epoch)
-    updater = mx.optimizer.get_updater(optimizer)
+        param_idx2name={i * ndev + k: n for i, n in enumerate(inputs.trainable)
+                        for k in range(ndev)},
+        begin_num_update=begin_epoch * len(loader))
+    steps = _Steps(executors, inputs, per_device, kv, optimizer, meter or SoftmaxMeter())
     if resumed:
-        _restore_states(updater, prefix, begin_epoch, trainable, ndev, t.momentum,
-                        allow_pickle=bool(t.legacy_states))
-    if kv is not None:
-        for i, n in enumerate(trainable):
-            kv.init(i, executors[0].arg_dict[n])
-
+        restore_states(steps.updater, prefix, begin_epoch, inputs.trainable, ndev, t.momentum,
+                       allow_pickle=bool(t.legacy_states))
     provenance = _provenance() if rank == 0 else {}
     if on_start is not None and rank == 0:
         on_start()
     result = TrainResult(prefix, begin_epoch, begin_epoch, rank)
-    meter = meter or SoftmaxMeter()
-    total_batches = (t.end_epoch - begin_epoch) * batches_per_epoch
-    done, start_time = 0, time.perf_counter()
+    clock = _Clock((t.end_epoch - begin_epoch) * len(loader))
     for epoch in range(begin_epoch, t.end_epoch):
-        mx.random.seed(t.seed + epoch)
-        epoch_losses = []
-        tic = time.perf_counter()
-        for nbatch, batch in enumerate(loader):
-            for k, exe in enumerate(executors):
-                feed = _stack(batch[k * per_device:(k + 1) * per_device], input_names)
-                for n, v in feed.items():
-                    exe.arg_dict[n][:] = v
-                exe.forward(is_train=True)
-                exe.backward()
-            for i, n in enumerate(trainable):
-                grads = [exe.grad_dict[n] for exe in executors]
-                if kv is not None:
-                    kv.push(i, grads, priority=-i)
-                    kv.pull(i, grads, priority=-i)
-                for k, exe in enumerate(executors):
-                    updater(i * ndev + k, grads[k], exe.arg_dict[n])
-            loss = np.mean([meter.add(exe) for exe in executors])
-            check_loss(float(loss), epoch, nbatch + 1, batches_per_epoch,
-                       optimizer.lr_scheduler(optimizer.num_update), prefix)
-            epoch_losses.append(float(loss))
-            done += 1
-            if (nbatch + 1) % cfg.default.frequent == 0 or nbatch + 1 == batches_per_epoch:
-                elapsed = time.perf_counter() - tic
-                speed = (nbatch + 1) * ndev * per_device / elapsed
-                eta = (time.perf_counter() - start_time) / done * (total_batches - done)
-                logger.info("Epoch[%d] Batch [%d/%d] Speed: %.2f samples/sec lr=%.3g %s ETA %s",
-                            epoch, nbatch + 1, batches_per_epoch, speed,
-                            optimizer.lr_scheduler(optimizer.num_update), meter.line(),
-                            format_seconds(eta))
-                meter.reset()
-        result.losses += epoch_losses
-        result.epoch_losses[epoch + 1] = float(np.mean(epoch_losses))
-        result.end_epoch = epoch + 1
-        check_weights(executors[0].arg_dict, trainable, epoch, batches_per_epoch,
-                      optimizer.lr_scheduler(optimizer.num_update), prefix)
+        _epoch(cfg, epoch, loader, steps, prefix, clock, result)
         if rank == 0:
-            _save(prefix, epoch + 1, executors[0], input_shapes,
-                  _states_to_save(updater, trainable, ndev),
-                  {"num_update": int(optimizer.num_update),
-                   "batches_per_epoch": batches_per_epoch, "sampler": loader.state_dict(),
-                   "provenance": provenance}, t.keep_states)
+            save_epoch(prefix, epoch + 1, executors[0], inputs.shapes,
+                       states_to_save(steps.updater, inputs.trainable, ndev),
+                       {"num_update": int(optimizer.num_update),
+                        "batches_per_epoch": len(loader), "sampler": loader.state_dict(),
+                        "provenance": provenance}, t.keep_states)
         logger.info("Epoch[%d] done in %s, mean loss %.4f", epoch,
-                    format_seconds(time.perf_counter() - tic), result.epoch_losses[epoch + 1])
+                    format_seconds(clock.epoch_seconds()), result.epoch_losses[epoch + 1])
     return result
 
 
-def _save(prefix: str, epoch: int, exe, input_shapes, states: Mapping[str, mx.nd.NDArray],
-          train_state: Mapping[str, Any], keep_states: int) -> None:
-    """Write states and train state first, params last (the params file marks completion),
-    then drop the .states of epochs older than the last `keep_states` (0 = keep all)."""
-    remove_stale_temporaries(prefix)
-    state_file = train_state_path(prefix, epoch)
-    try:
-        save_optimizer_states(prefix, epoch, states)
-        try:
-            with atomic_path(state_file) as tmp:
-                with open(tmp, "w", encoding="utf-8") as f:
-                    json.dump({"epoch": epoch, **train_state}, f, indent=1)
-        except OSError as err:
-            raise write_error(state_file, err) from None
-        arg_params = {n: v.copyto(mx.cpu()) for n, v in exe.arg_dict.items()
-                      if n not in input_shapes}
-        aux_params = {n: v.copyto(mx.cpu()) for n, v in exe.aux_dict.items()}
-        save_checkpoint(prefix, epoch, arg_params, aux_params)
-    except CheckpointError as err:
-        earlier = [e for e in list_checkpoints(prefix) if e < epoch]
-        intact = (f"the previous checkpoint {params_path(prefix, earlier[-1])} is intact "
-                  f"(--resume continues from it once there is room)" if earlier
-                  else "no earlier checkpoint exists")
-        raise CheckpointError(f"epoch {epoch} not saved: {err}; {intact}") from None
-    if keep_states > 0:
-        for old in list_checkpoints(prefix):
-            path = states_path(prefix, old)
-            if old <= epoch - keep_states and os.path.isfile(path):
-                os.remove(path)
-                logger.debug("removed %s (TRAIN.keep_states = %d)", path, keep_states)
+def train_config(cfg, cfg_path: str, symbol: mx.sym.Symbol, dataset, init_params: InitParams,
+                 cpu: bool = False, resume: bool = False, **fit_kwargs) -> TrainResult:
+    """`fit` as a config's run: checkpoints at accel.config.checkpoint_prefix, on the devices
+    of cfg.gpus (the CPU with `cpu`), resuming with `resume` or TRAIN.RESUME."""
+    return fit(cfg, symbol, dataset, checkpoint_prefix(cfg, cfg_path), init_params,
+               training_contexts(parse_gpus(cfg.gpus), cpu), resume=resume or cfg.TRAIN.RESUME,
+               **fit_kwargs)
+
+
+class _Clock:
+    """Wall time of the run and of the current epoch, for speed and ETA."""
+
+    def __init__(self, total_batches: int):
+        self.total, self.done = total_batches, 0
+        self.start = self.tic = time.perf_counter()
+
+    def new_epoch(self) -> None:
+        self.tic = time.perf_counter()
+
+    def epoch_seconds(self) -> float:
+        return time.perf_counter() - self.tic
+
+    def eta(self) -> float:
+        return (time.perf_counter() - self.start) / self.done * (self.total - self.done)
+
+
+def _epoch(cfg, epoch: int, loader: PrefetchLoader, steps: _Steps, prefix: str,
+           clock: _Clock, result: TrainResult) -> None:
+    """Train one epoch: every batch, its loss checked, a log line every `frequent`
+    batches; the weights checked at the end (accel.core.divergence)."""
+    mx.random.seed(cfg.TRAIN.seed + epoch)
+    batches, losses = len(loader), []
+    clock.new_epoch()
+    for nbatch, batch in enumerate(loader):
+        loss = steps.step(batch)
+        check_loss(loss, epoch, nbatch + 1, batches, steps.lr(), prefix)
+        losses.append(loss)
+        clock.done += 1
+        if (nbatch + 1) % cfg.default.frequent == 0 or nbatch + 1 == batches:
+            speed = ((nbatch + 1) * len(steps.executors) * steps.per_device
+                     / clock.epoch_seconds())
+            logger.info("Epoch[%d] Batch [%d/%d] Speed: %.2f samples/sec lr=%.3g %s ETA %s",
+                        epoch, nbatch + 1, batches, speed, steps.lr(), steps.meter.line(),
+                        format_seconds(clock.eta()))
+            steps.meter.reset()
+    result.losses += losses
+    result.epoch_losses[epoch + 1] = float(np.mean(losses))
+    result.end_epoch = epoch + 1
+    check_weights(steps.executors[0].arg_dict, steps.inputs.trainable, epoch, batches,
+                  steps.lr(), prefix)

@@ -17,6 +17,27 @@ from libc.math cimport floor
 ctypedef cnp.float32_t f32
 
 
+cdef struct Neighbours:
+    int lower       # the row (column) at or before the sample
+    int upper       # the one after it
+    float frac      # the weight of `upper`
+
+
+cdef inline Neighbours _neighbours(float pos, int size) noexcept nogil:
+    """The two rows (or columns) a sample at `pos` in [0, size) reads; on the last one the
+    sample is clamped onto it (MXNet's DCN v1 rule)."""
+    cdef Neighbours n
+    n.lower = <int>floor(pos)
+    if n.lower >= size - 1:
+        n.lower = size - 1
+        n.upper = n.lower
+        n.frac = 0
+    else:
+        n.upper = n.lower + 1
+        n.frac = pos - n.lower
+    return n
+
+
 def sampling_table(const f32[:, :, ::1] offset, int height, int width, int kh, int kw,
                    int stride, int pad, int dilate):
     """Corner indices (G, K, P, 4) int32 and weights (G, K, P, 4) float32 for one image.
@@ -31,8 +52,9 @@ def sampling_table(const f32[:, :, ::1] offset, int height, int width, int kh, i
     wts_arr = np.zeros((groups, kk, npix, 4), dtype=np.float32)
     cdef int[:, :, :, ::1] idx = idx_arr
     cdef f32[:, :, :, ::1] wts = wts_arr
-    cdef int g, k, p, y, x, y0, x0, y1, x1
-    cdef float h_im, w_im, lh, lw
+    cdef int g, k, p, y, x
+    cdef float h_im, w_im
+    cdef Neighbours ny, nx
     for g in prange(groups * kk, nogil=True):
         k = g % kk
         for p in range(npix):
@@ -43,31 +65,16 @@ def sampling_table(const f32[:, :, ::1] offset, int height, int width, int kh, i
             # Written so that NaN fails the test (every comparison with NaN is false).
             if not (h_im >= 0 and w_im >= 0 and h_im < height and w_im < width):
                 continue
-            y0 = <int>floor(h_im)
-            x0 = <int>floor(w_im)
-            # On the last row/column the sample is clamped onto it (MXNet's DCN v1 rule).
-            if y0 >= height - 1:
-                y0 = height - 1
-                y1 = y0
-                lh = 0
-            else:
-                y1 = y0 + 1
-                lh = h_im - y0
-            if x0 >= width - 1:
-                x0 = width - 1
-                x1 = x0
-                lw = 0
-            else:
-                x1 = x0 + 1
-                lw = w_im - x0
-            idx[g // kk, k, p, 0] = y0 * width + x0
-            wts[g // kk, k, p, 0] = (1 - lh) * (1 - lw)
-            idx[g // kk, k, p, 1] = y0 * width + x1
-            wts[g // kk, k, p, 1] = (1 - lh) * lw
-            idx[g // kk, k, p, 2] = y1 * width + x0
-            wts[g // kk, k, p, 2] = lh * (1 - lw)
-            idx[g // kk, k, p, 3] = y1 * width + x1
-            wts[g // kk, k, p, 3] = lh * lw
+            ny = _neighbours(h_im, height)
+            nx = _neighbours(w_im, width)
+            idx[g // kk, k, p, 0] = ny.lower * width + nx.lower
+            wts[g // kk, k, p, 0] = (1 - ny.frac) * (1 - nx.frac)
+            idx[g // kk, k, p, 1] = ny.lower * width + nx.upper
+            wts[g // kk, k, p, 1] = (1 - ny.frac) * nx.frac
+            idx[g // kk, k, p, 2] = ny.upper * width + nx.lower
+            wts[g // kk, k, p, 2] = ny.frac * (1 - nx.frac)
+            idx[g // kk, k, p, 3] = ny.upper * width + nx.upper
+            wts[g // kk, k, p, 3] = ny.frac * nx.frac
     return idx_arr, wts_arr
 
 

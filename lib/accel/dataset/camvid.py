@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from accel.dataset.base import LabelCodec, LabelledFrame, LabelledVideoDataset, train_id_codec
+from accel.utils.image import PIXEL_MEANS
 from accel.utils.segmath import IGNORE_LABEL
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ class SegNetVideo(LabelledVideoDataset):
                  num_classes: int = len(CAMVID_CLASSES), void_labels: Sequence[int] = (),
                  class_names: Optional[Sequence[str]] = None,
                  palette: Optional[np.ndarray] = None, fps: float = CAMVID_FPS,
-                 pixel_means: Sequence[float] = (103.06, 115.90, 123.15),
+                 pixel_means: Sequence[float] = PIXEL_MEANS,
                  scales: Sequence[int] = (360, 480), stride: int = 0,
                  crop_size: Optional[Tuple[int, int]] = None, flip: bool = False,
                  random_key_distance: bool = False, seed: int = 0, skip_missing: bool = False,

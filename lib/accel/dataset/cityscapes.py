@@ -19,6 +19,7 @@ except ImportError:  # the MXNet-free runtime install; Cityscapes then needs it 
     CS_LABELS = ()
 
 from accel.dataset.base import LabelCodec, LabelledFrame, LabelledVideoDataset, train_id_codec
+from accel.utils.image import PIXEL_MEANS
 from accel.utils.segmath import IGNORE_LABEL
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class CityscapesVideo(LabelledVideoDataset):
     palette = PALETTE
 
     def __init__(self, root: str, split: str = "train", key_interval: int = 5,
-                 pixel_means: Sequence[float] = (103.06, 115.90, 123.15),
+                 pixel_means: Sequence[float] = PIXEL_MEANS,
                  scales: Sequence[int] = (1024, 2048), stride: int = 0,
                  crop_size: Optional[Tuple[int, int]] = None, flip: bool = False,
                  random_key_distance: bool = False, seed: int = 0, skip_missing: bool = False,

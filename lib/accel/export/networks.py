@@ -1,7 +1,9 @@
 """The Accel, DFF and DeepLab graphs as ONNX files: which outputs, which names, which docs.
 
 `export_network` writes an Accel network's keyframe and non-key graphs, `export_deeplab` the
-frame-by-frame DeepLab-101, both through `accel.export.onnx.export_graph`.
+frame-by-frame DeepLab-101, both through `accel.export.onnx.export_graph`. The graphs are
+the stored ones (accel.graphs, as Symbols: accel.symbols.stored); which outputs a file holds
+is the network contract's (accel.networks.Network).
 """
 import json
 from pathlib import Path
@@ -10,7 +12,9 @@ from typing import Dict, List, Mapping, Sequence, Union
 import mxnet as mx
 
 from accel.export.onnx import Shape, export_graph
-from accel.symbols.deeplab import deeplab_symbol
+from accel.networks import DeepLabGraphs, Network
+from accel.symbols.stored import stored_symbol
+from accel.utils.image import PIXEL_MEANS
 
 __all__ = ["INPUT_DOCS", "GRAPH_FILES", "DEEPLAB_FILE", "network_outputs", "graph_file",
            "export_network", "export_deeplab"]
@@ -18,7 +22,7 @@ __all__ = ["INPUT_DOCS", "GRAPH_FILES", "DEEPLAB_FILE", "network_outputs", "grap
 # What each graph's inputs are, stored in the files' metadata and shown by the export script.
 INPUT_DOCS = {
     "data": "the frame to segment (N, 3, H, W) float32: RGB minus the means "
-            "R 123.15, G 115.90, B 103.06, no scaling",
+            "R %.2f, G %.2f, B %.2f, no scaling" % tuple(reversed(PIXEL_MEANS)),
     "data_key": "the previous frame (keyframe or not), preprocessed the same way",
     "feat_key": "the propagated state: the keyframe's state output, or the previous "
                 "non-key frame's `warping_feat`",
@@ -26,15 +30,19 @@ INPUT_DOCS = {
 GRAPH_FILES = {"key": "key_test", "cur": "cur_test"}
 
 
-def network_outputs(network, graph: str) -> List[str]:
+def network_outputs(network: Network, graph: str) -> List[str]:
     """MXNet output names a segmenter reads from an Accel graph ('key' or 'cur'): the
     state and the scores of `key_test`, the new state `warping_feat` and the fused scores
-    of `cur_test` (both graphs also pass inputs through, which an export leaves out)."""
+    of `cur_test`."""
     if graph == "key":
-        return network.key_test().list_outputs()[2:]
+        return [network.state_output, network.score_output(True)]
     if graph == "cur":
-        return network.cur_test().list_outputs()[1:]
+        return [network.warped_output, network.score_output(False)]
     raise ValueError("graph %r: expected 'key' or 'cur'" % (graph,))
+
+
+def _symbol(network: Network, graph: str, outputs=None) -> mx.sym.Symbol:
+    return stored_symbol(network.graph_name(graph), network.num_classes, outputs)
 
 
 def graph_file(network, graph: str) -> str:
@@ -43,22 +51,14 @@ def graph_file(network, graph: str) -> str:
     return "%s.%s.onnx" % (stem, GRAPH_FILES[graph])
 
 
-def _pick(sym: mx.sym.Symbol, names: Sequence[str]) -> mx.sym.Symbol:
-    internals = sym.get_internals()
-    available = set(internals.list_outputs())
-    absent = [n for n in names if n not in available]
-    if absent:
-        raise ValueError("the graph has no outputs %s" % absent)
-    return mx.sym.Group([internals[n] for n in names])
-
-
-def export_network(network, arg_params: Mapping, aux_params: Mapping, frame_shape: Shape,
-                   folder: Union[str, Path], graphs: Sequence[str] = ("key", "cur"),
-                   extra_outputs: Sequence[str] = (), deformable: str = "sampling",
-                   dynamic: bool = False, source: str = "") -> Dict[str, Path]:
-    """Export the keyframe ('key') and non-key ('cur') graphs of an Accel network (any
-    builder with key_test/cur_test: the official AccelNetwork or the fast CPU one) for
-    frames of `frame_shape` (1, 3, H, W) into `folder`; returns {graph: path}.
+def export_network(network: Network, arg_params: Mapping, aux_params: Mapping,
+                   frame_shape: Shape, folder: Union[str, Path],
+                   graphs: Sequence[str] = ("key", "cur"), extra_outputs: Sequence[str] = (),
+                   deformable: str = "sampling", dynamic: bool = False,
+                   source: str = "") -> Dict[str, Path]:
+    """Export the keyframe ('key') and non-key ('cur') graphs of an Accel network (its
+    official graphs, or the fast CPU ones) for frames of `frame_shape` (1, 3, H, W) into
+    `folder`; returns {graph: path}.
 
     Key graph: input `data`; outputs the state and scores (`res5c_relu`, `croped_score`).
     Non-key graph: inputs `data`, `data_key`, `feat_key` (INPUT_DOCS); outputs
@@ -67,29 +67,28 @@ def export_network(network, arg_params: Mapping, aux_params: Mapping, frame_shap
     scores `croped_score_output`), where a graph has them.
     """
     params = dict(arg_params)
-    if getattr(network, "fast", False):  # derived kernels of the fast path (NumPy)
+    if network.fast:  # derived kernels of the fast path (NumPy)
         params.update({k: mx.nd.array(v) for k, v in network.derived_params(params).items()})
-    state = network_outputs(network, "key")[0]
-    state_shape = tuple(network.key_test().get_internals()[state].infer_shape(
-        data=tuple(frame_shape))[1][0])
+    state = network.state_output
+    _, (state_shape,), _ = _symbol(network, "key", [state]).infer_shape(
+        data=tuple(frame_shape))
     shapes = {"key": {"data": tuple(frame_shape)},
               "cur": {"data": tuple(frame_shape), "data_key": tuple(frame_shape),
-                      "feat_key": state_shape}}
+                      "feat_key": tuple(state_shape)}}
     paths = {}
     for graph in graphs:
-        sym = network.key_test() if graph == "key" else network.cur_test()
-        available = set(sym.get_internals().list_outputs())
+        available = set(_symbol(network, graph).get_internals().list_outputs())
         names = network_outputs(network, graph)
         names += [n for n in extra_outputs if n in available and n not in names]
         inputs = shapes[graph]
         meta = {"accel.graph": graph_file(network, graph)[:-len(".onnx")],
                 "accel.version": network.name, "accel.state": state,
-                "accel.fast": str(bool(getattr(network, "fast", False))),
+                "accel.fast": str(bool(network.fast)),
                 "accel.inputs": json.dumps({k: INPUT_DOCS[k] for k in inputs}),
                 "accel.source": source}
         paths[graph] = Path(folder) / graph_file(network, graph)
-        export_graph(_pick(sym, names), params, aux_params, inputs, paths[graph],
-                     deformable=deformable, dynamic=dynamic, metadata=meta,
+        export_graph(_symbol(network, graph, names), params, aux_params, inputs,
+                     paths[graph], deformable=deformable, dynamic=dynamic, metadata=meta,
                      doc="%s of Accel version %s; inputs: %s" % (
                          GRAPH_FILES[graph], network.name,
                          "; ".join("%s = %s" % (k, INPUT_DOCS[k]) for k in inputs)))
@@ -104,8 +103,8 @@ def export_deeplab(arg_params: Mapping, aux_params: Mapping, frame_shape: Shape,
                    source: str = "") -> Path:
     """Export the frame-by-frame DeepLab-101 (`deeplab_resnet_v1_101.test`): input `data`,
     outputs `croped_score` and `softmax` (per-pixel class probabilities)."""
-    sym = _pick(deeplab_symbol("deeplab_resnet_v1_101", num_classes),
-                ["croped_score_output", "softmax_output"])
+    sym = _symbol(DeepLabGraphs("deeplab_resnet_v1_101", num_classes), "key",
+                  ["croped_score_output", "softmax_output"])
     path = Path(folder) / DEEPLAB_FILE
     export_graph(sym, arg_params, aux_params, {"data": tuple(frame_shape)}, path,
                  dynamic=dynamic, doc="DeepLab-101 frame by frame; data = " + INPUT_DOCS["data"],

@@ -23,8 +23,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
-from accel.core.keyframes import schedule_stats
-from accel.core.timing import TimingRecorder, format_ms, summarize
+from accel.core.timing import TimingRecorder, format_ms, schedule_stats, summarize
 from accel.live.outputs import LiveOutputs, Window
 from accel.live.reader import Captured, FrameReader, SourceEnded
 from accel.live.schedule import RealGapSchedule

@@ -6,7 +6,7 @@ from the gap in frames of the source (skipped ones included) and in seconds of c
 
 - the fixed interval k: a keyframe when k or more source frames have passed (as on a file:
   the features are never older than k frames of the source);
-- an adaptive policy (accel.core.keyframes): its verdict after the previous frame, with its
+- an adaptive policy (accel.keyframes): its verdict after the previous frame, with its
   gaps counted in source frames (`FrameObservation.source_age`), and always at its max_gap;
 - `max_gap_seconds`: a keyframe on the last frame taken before the bound would be passed
   (judged by the spacing of the last two frames taken), so the time from one keyframe to the
@@ -15,7 +15,8 @@ The first frame, and a frame of a new size, is a keyframe.
 """
 from typing import Any, Dict, Optional, Tuple
 
-from accel.core.keyframes import FrameObservation, KeyframePolicy
+from accel.core.inference import FrameObservation
+from accel.keyframes.policies import KeyframePolicy
 
 __all__ = ["RealGapSchedule"]
 

@@ -1,18 +1,17 @@
-"""Flow warp and correlation operators: CUDA kernels through CuPy on GPU, NumPy on CPU.
+"""The flow warp operator: CUDA kernels through CuPy on GPU, compiled/NumPy on CPU.
 
-``flow_warp`` and ``correlation`` build MXNet symbols (custom operators registered in
-``custom_ops``). They are loaded on first access so that ``reference`` and ``cuda``, which
-need neither MXNet nor (until called) CuPy, import on machines without MXNet.
+``flow_warp`` builds an MXNet symbol (a custom operator registered in ``custom_ops``). It is
+loaded on first access so that ``reference`` and ``cuda``, which need neither MXNet nor
+(until called) CuPy, import on machines without MXNet. The deformable convolution of the
+fast path is ``accel.operators.deformable``.
 """
 from typing import Any
 
-from accel.operators.reference import (correlation_backward_numpy, correlation_numpy,
-                                       warp_backward_numpy, warp_numpy)
+from accel.operators.reference import warp_backward_numpy, warp_numpy
 
-__all__ = ["flow_warp", "correlation", "warp_numpy", "warp_backward_numpy",
-           "correlation_numpy", "correlation_backward_numpy"]
+__all__ = ["flow_warp", "warp_numpy", "warp_backward_numpy"]
 
-_MXNET_API = ("flow_warp", "correlation")
+_MXNET_API = ("flow_warp",)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""CUDA flow warp and correlation: the kernels of ``operator_cxx/`` run through CuPy.
+"""CUDA flow warp: the kernels of ``operator_cxx/`` run through CuPy.
 
 Functions here take and return CuPy arrays. CuPy is imported on first use, so this module
 imports on machines without it; like ``reference``, it never imports MXNet. Each ``.cu``
@@ -11,19 +11,15 @@ import math
 from pathlib import Path
 from typing import Any, Tuple
 
-from accel.operators.reference import (check_shape, check_warp_shapes,
-                                       correlation_geometry)
+from accel.operators.reference import check_shape, check_warp_shapes
 
-__all__ = ["cuda_source_dir", "import_cupy", "warp_forward_cuda", "warp_backward_cuda",
-           "correlation_kernel_params", "correlation_forward_cuda",
-           "correlation_backward_cuda"]
+__all__ = ["cuda_source_dir", "import_cupy", "warp_forward_cuda", "warp_backward_cuda"]
 
 log = logging.getLogger(__name__)
 
 # kernel templates defined in each source file
 _KERNELS = {
     "flow_warp.cu": ("flow_warp_forward", "flow_warp_backward"),
-    "correlation.cu": ("correlation_forward", "correlation_backward"),
 }
 _CTYPES = {"float32": "float", "float64": "double"}
 _THREADS = 256
@@ -124,50 +120,3 @@ def warp_backward_cuda(feat: Any, flow: Any, grad_out: Any) -> Tuple[Any, Any]:
 def _ints(*values: int) -> Tuple:
     return tuple(import_cupy().int32(v) for v in values)
 
-
-def correlation_kernel_params(shape: Tuple[int, ...], kernel_size: int, max_displacement: int,
-                              stride1: int, stride2: int, pad_size: int,
-                              is_multiply: bool) -> Tuple[Tuple[int, ...], Any]:
-    """(CORR_PARAM_ARGS of correlation.cu in order, CorrelationGeometry) for inputs of shape."""
-    geom = correlation_geometry(shape, kernel_size, max_displacement, stride1, stride2,
-                                pad_size)
-    n, c, h, w = shape
-    return ((n, c, h, w, geom.top_h, geom.top_w, geom.grid, geom.radius, kernel_size,
-             max_displacement, stride1, stride2, pad_size, int(bool(is_multiply))), geom)
-
-
-def correlation_forward_cuda(data1: Any, data2: Any, kernel_size: int = 1,
-                             max_displacement: int = 1, stride1: int = 1, stride2: int = 1,
-                             pad_size: int = 0, is_multiply: bool = True) -> Any:
-    """mx.sym.Correlation of data1, data2 (N, C, H, W) on the GPU."""
-    check_shape("correlation data2 (same as data1)", data1.shape, data2.shape)
-    params, geom = correlation_kernel_params(tuple(data1.shape), kernel_size,
-                                             max_displacement, stride1, stride2, pad_size,
-                                             is_multiply)
-    data1, data2 = _prepare(data1, data2)
-    out = import_cupy().empty((data1.shape[0], geom.grid * geom.grid, geom.top_h, geom.top_w),
-                              dtype=data1.dtype)
-    _launch(_kernel("correlation.cu", "correlation_forward", data1.dtype), out.size,
-            (data1, data2, out, *_ints(*params)))
-    return out
-
-
-def correlation_backward_cuda(data1: Any, data2: Any, grad_out: Any, kernel_size: int = 1,
-                              max_displacement: int = 1, stride1: int = 1, stride2: int = 1,
-                              pad_size: int = 0, is_multiply: bool = True) -> Tuple[Any, Any]:
-    """Gradients (d data1, d data2) of sum(grad_out * correlation) on the GPU."""
-    check_shape("correlation data2 (same as data1)", data1.shape, data2.shape)
-    params, geom = correlation_kernel_params(tuple(data1.shape), kernel_size,
-                                             max_displacement, stride1, stride2, pad_size,
-                                             is_multiply)
-    expected = (data1.shape[0], geom.grid * geom.grid, geom.top_h, geom.top_w)
-    check_shape("correlation output gradient", expected, grad_out.shape)
-    cupy = import_cupy()
-    data1, data2, grad_out = _prepare(data1, data2, grad_out)
-    kernel = _kernel("correlation.cu", "correlation_backward", data1.dtype)
-    grads = []
-    for which in (0, 1):
-        grad = cupy.empty_like(data1)
-        _launch(kernel, grad.size, (data1, data2, grad_out, grad, *_ints(which, *params)))
-        grads.append(grad)
-    return grads[0], grads[1]

@@ -1,4 +1,4 @@
-"""MXNet custom operators for the flow warp and the correlation, and their symbol builders.
+"""The MXNet custom operator of the flow warp, and its symbol builder.
 
 On CPU contexts the warp's forward runs a compiled kernel (``accel.cython.deform_cy``, the
 bilinear gather the fast deformable convolution uses) and everything else the NumPy
@@ -7,7 +7,7 @@ CUDA kernels of ``operator_cxx/`` through CuPy (``cuda``), exchanging buffers wi
 by DLPack. A GPU context without CuPy fails when the operator is created, never falls
 back to the CPU.
 """
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -15,10 +15,9 @@ import numpy as np
 from accel.operators import cuda, reference
 from accel.operators.cpu import warp_forward_cpu
 
-__all__ = ["flow_warp", "correlation"]
+__all__ = ["flow_warp"]
 
 FLOW_WARP_OP = "accel_flow_warp"
-CORRELATION_OP = "accel_correlation"
 
 
 # Implementation of each computation per MXNet device type.
@@ -26,14 +25,10 @@ _IMPLEMENTATIONS: Dict[str, Dict[str, Callable]] = {
     "cpu": {
         "warp_forward": warp_forward_cpu,
         "warp_backward": reference.warp_backward_numpy,
-        "correlation_forward": reference.correlation_numpy,
-        "correlation_backward": reference.correlation_backward_numpy,
     },
     "gpu": {
         "warp_forward": cuda.warp_forward_cuda,
         "warp_backward": cuda.warp_backward_cuda,
-        "correlation_forward": cuda.correlation_forward_cuda,
-        "correlation_backward": cuda.correlation_backward_cuda,
     },
 }
 
@@ -95,15 +90,24 @@ class FlowWarp(mx.operator.CustomOp):
         _store(self, in_grad[1], req[1], grad_flow)
 
 
-class _TwoInputProp(mx.operator.CustomOpProp):
-    """What both operators share: two inputs of one dtype, one output, and a backward
-    that needs the inputs and the output gradient but not the output."""
+@mx.operator.register(FLOW_WARP_OP)
+class FlowWarpProp(mx.operator.CustomOpProp):
+    """Shapes and types of FlowWarp: two inputs of one dtype, the output of data's shape and
+    dtype; the backward needs the inputs and the output gradient but not the output."""
 
     def __init__(self):
         super().__init__(need_top_grad=True)
 
+    def list_arguments(self):
+        return ["data", "flow"]
+
     def list_outputs(self):
         return ["output"]
+
+    def infer_shape(self, in_shape):
+        if _all_known(in_shape):
+            reference.check_warp_shapes(in_shape[0], in_shape[1])
+        return in_shape, [in_shape[0]], []
 
     def infer_type(self, in_type):
         return [in_type[0], in_type[0]], [in_type[0]], []
@@ -113,86 +117,7 @@ class _TwoInputProp(mx.operator.CustomOpProp):
 
     def create_operator(self, ctx, in_shapes, in_dtypes):
         _check_context(ctx)
-        return self.make_operator()
-
-    def make_operator(self) -> mx.operator.CustomOp:
-        """The operator instance for these parameters."""
-        raise NotImplementedError
-
-
-@mx.operator.register(FLOW_WARP_OP)
-class FlowWarpProp(_TwoInputProp):
-    """Shapes and types of FlowWarp: output has the shape and dtype of data."""
-
-    def list_arguments(self):
-        return ["data", "flow"]
-
-    def infer_shape(self, in_shape):
-        if _all_known(in_shape):
-            reference.check_warp_shapes(in_shape[0], in_shape[1])
-        return in_shape, [in_shape[0]], []
-
-    def make_operator(self):
         return FlowWarp()
-
-
-# Correlation parameters: parser (MXNet hands custom op parameters over as strings) and
-# mx.sym.Correlation's default
-_CORRELATION_PARAMS: Dict[str, Tuple[Callable[[str], Any], Any]] = {
-    "kernel_size": (int, 1),
-    "max_displacement": (int, 1),
-    "stride1": (int, 1),
-    "stride2": (int, 1),
-    "pad_size": (int, 0),
-    "is_multiply": (lambda v: str(v).lower() in ("true", "1"), True),
-}
-
-
-class Correlation(mx.operator.CustomOp):
-    """FlowNetC correlation of data1 and data2 (N, C, H, W), as mx.sym.Correlation."""
-
-    def __init__(self, params: Dict[str, Any]):
-        super().__init__()
-        self.params = params
-
-    def forward(self, is_train, req, in_data, out_data, aux):
-        (out,) = _run("correlation_forward", in_data, **self.params)
-        _store(self, out_data[0], req[0], out)
-
-    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
-        grads = _run("correlation_backward", [in_data[0], in_data[1], out_grad[0]],
-                     **self.params)
-        for i, grad in enumerate(grads):
-            _store(self, in_grad[i], req[i], grad)
-
-
-@mx.operator.register(CORRELATION_OP)
-class CorrelationProp(_TwoInputProp):
-    """Shapes and types of Correlation, with mx.sym.Correlation's output geometry."""
-
-    def __init__(self, **kwargs: str):
-        super().__init__()
-        unknown = set(kwargs) - set(_CORRELATION_PARAMS)
-        if unknown:
-            raise ValueError(f"unknown correlation parameters {sorted(unknown)}; expected "
-                             f"{sorted(_CORRELATION_PARAMS)}")
-        self.params = {k: parse(kwargs[k]) if k in kwargs else default
-                       for k, (parse, default) in _CORRELATION_PARAMS.items()}
-
-    def list_arguments(self):
-        return ["data1", "data2"]
-
-    def infer_shape(self, in_shape):
-        if not _all_known(in_shape):
-            return in_shape, [()], []
-        reference.check_shape("correlation data2 (same as data1)", in_shape[0], in_shape[1])
-        geom = reference.correlation_geometry(in_shape[0], **{
-            k: v for k, v in self.params.items() if k != "is_multiply"})
-        out = (in_shape[0][0], geom.grid * geom.grid, geom.top_h, geom.top_w)
-        return in_shape, [out], []
-
-    def make_operator(self):
-        return Correlation(self.params)
 
 
 def flow_warp(data: mx.sym.Symbol, flow: mx.sym.Symbol, name: str) -> mx.sym.Symbol:
@@ -203,12 +128,3 @@ def flow_warp(data: mx.sym.Symbol, flow: mx.sym.Symbol, name: str) -> mx.sym.Sym
     """
     return mx.sym.Custom(data=data, flow=flow, op_type=FLOW_WARP_OP, name=name)
 
-
-def correlation(data1: mx.sym.Symbol, data2: mx.sym.Symbol, name: str, kernel_size: int = 1,
-                max_displacement: int = 1, stride1: int = 1, stride2: int = 1,
-                pad_size: int = 0, is_multiply: bool = True) -> mx.sym.Symbol:
-    """FlowNetC correlation, the same result and gradients as mx.sym.Correlation."""
-    return mx.sym.Custom(data1=data1, data2=data2, op_type=CORRELATION_OP, name=name,
-                         kernel_size=kernel_size, max_displacement=max_displacement,
-                         stride1=stride1, stride2=stride2, pad_size=pad_size,
-                         is_multiply=is_multiply)

@@ -1,4 +1,4 @@
-"""NumPy implementations of the flow warp and the correlation, forward and backward.
+"""NumPy implementation of the flow warp, forward and backward.
 
 They are the CPU path of the MXNet custom operators and the references the CUDA kernels in
 ``operator_cxx/`` are tested against. This module must not import MXNet: the GPU check
@@ -14,22 +14,12 @@ Conventions (shared with ``operator_cxx/*.cu``):
   contribute zero. This is ``GridGenerator(transform_type='warp')`` followed by
   ``BilinearSampler`` in MXNet 1.9.1 (align-corners normalisation), computed without the
   round trip through the normalised grid.
-- Correlation: ``mx.sym.Correlation`` (FlowNetC). Both inputs are zero-padded by
-  ``pad_size``; output ``(N, (2r+1)^2, top_h, top_w)`` with ``r = max_displacement //
-  stride2``, ``top_h = ceil((H + 2 pad - 2 border) / stride1)``, ``border =
-  max_displacement + (kernel_size - 1) // 2``. Channel ``ty * (2r+1) + tx`` holds the
-  displacement ``((ty - r) stride2, (tx - r) stride2)`` (rows, cols) of ``data2`` against
-  ``data1``; values are summed over the kernel window and channels and divided by
-  ``kernel_size^2 * C``. ``is_multiply=False`` sums ``|a - b|``; its gradient takes
-  ``sign(a - b)`` as +1 where ``a == b``, as MXNet does.
 """
-from typing import NamedTuple, Tuple
+from typing import Tuple
 
 import numpy as np
 
-__all__ = ["check_shape", "check_warp_shapes", "warp_numpy", "warp_backward_numpy",
-           "CorrelationGeometry", "correlation_geometry", "correlation_numpy",
-           "correlation_backward_numpy"]
+__all__ = ["check_shape", "check_warp_shapes", "warp_numpy", "warp_backward_numpy"]
 
 
 def check_warp_shapes(feat_shape: Tuple[int, ...], flow_shape: Tuple[int, ...]) -> None:
@@ -132,114 +122,3 @@ def warp_backward_numpy(feat: np.ndarray, flow: np.ndarray,
             gf[c] = scatter @ g[c]
             grad_flow[n] += (slope @ f[c]).reshape(2, -1) * g[c]
     return grad_feat, grad_flow.reshape(n_batch, 2, height, width)
-
-
-class CorrelationGeometry(NamedTuple):
-    """Derived sizes of a correlation: output grid, displacement radius and normaliser."""
-
-    top_h: int
-    top_w: int
-    radius: int
-    grid: int
-    sumelems: int
-
-    def displacement(self, channel: int, stride2: int) -> Tuple[int, int]:
-        """(dy, dx) of data2 against data1 for output channel ``channel``."""
-        return ((channel // self.grid - self.radius) * stride2,
-                (channel % self.grid - self.radius) * stride2)
-
-
-def correlation_geometry(data_shape: Tuple[int, ...], kernel_size: int, max_displacement: int,
-                         stride1: int, stride2: int, pad_size: int) -> CorrelationGeometry:
-    """Output geometry of mx.sym.Correlation for inputs of shape data_shape (N, C, H, W)."""
-    if len(data_shape) != 4:
-        raise ValueError(f"correlation expects (N, C, H, W) inputs, got {tuple(data_shape)}")
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"correlation kernel_size must be odd and >= 1, got {kernel_size}")
-    if stride1 < 1 or stride2 < 1 or max_displacement < 0 or pad_size < 0:
-        raise ValueError(f"correlation needs stride1, stride2 >= 1 and max_displacement, "
-                         f"pad_size >= 0; got stride1={stride1} stride2={stride2} "
-                         f"max_displacement={max_displacement} pad_size={pad_size}")
-    _, channels, height, width = data_shape
-    border = max_displacement + (kernel_size - 1) // 2
-    top_h = -(-(height + 2 * pad_size - 2 * border) // stride1)
-    top_w = -(-(width + 2 * pad_size - 2 * border) // stride1)
-    if top_h < 1 or top_w < 1:
-        raise ValueError(f"correlation input {tuple(data_shape)} is too small for "
-                         f"max_displacement={max_displacement}, kernel_size={kernel_size}, "
-                         f"pad_size={pad_size} (output would be {top_h}x{top_w})")
-    radius = max_displacement // stride2
-    return CorrelationGeometry(top_h, top_w, radius, 2 * radius + 1,
-                               kernel_size * kernel_size * channels)
-
-
-def _correlation_windows(geom: CorrelationGeometry, kernel_size: int, max_displacement: int,
-                         stride1: int, stride2: int):
-    """Yield (channel, slices into padded data1, slices into padded data2).
-
-    Each pair of slices picks, for one displacement and one kernel offset, the element of
-    every output position's window in data1 and its displaced partner in data2.
-    """
-    for channel in range(geom.grid * geom.grid):
-        dy, dx = geom.displacement(channel, stride2)
-        for ky in range(kernel_size):
-            for kx in range(kernel_size):
-                y1, x1 = max_displacement + ky, max_displacement + kx
-                rows1 = slice(y1, y1 + (geom.top_h - 1) * stride1 + 1, stride1)
-                cols1 = slice(x1, x1 + (geom.top_w - 1) * stride1 + 1, stride1)
-                rows2 = slice(y1 + dy, y1 + dy + (geom.top_h - 1) * stride1 + 1, stride1)
-                cols2 = slice(x1 + dx, x1 + dx + (geom.top_w - 1) * stride1 + 1, stride1)
-                yield (channel, (Ellipsis, rows1, cols1), (Ellipsis, rows2, cols2))
-
-
-def _pad(data: np.ndarray, pad_size: int) -> np.ndarray:
-    return np.pad(data, ((0, 0), (0, 0), (pad_size, pad_size), (pad_size, pad_size)))
-
-
-def correlation_numpy(data1: np.ndarray, data2: np.ndarray, kernel_size: int = 1,
-                      max_displacement: int = 1, stride1: int = 1, stride2: int = 1,
-                      pad_size: int = 0, is_multiply: bool = True) -> np.ndarray:
-    """FlowNetC correlation of data1, data2 (N, C, H, W) -> (N, (2r+1)^2, top_h, top_w)."""
-    check_shape("correlation data2 (same as data1)", data1.shape, data2.shape)
-    geom = correlation_geometry(data1.shape, kernel_size, max_displacement, stride1, stride2,
-                                pad_size)
-    pad1, pad2 = _pad(data1, pad_size), _pad(data2, pad_size)
-    out = np.zeros((data1.shape[0], geom.grid * geom.grid, geom.top_h, geom.top_w),
-                   dtype=data1.dtype)
-    for channel, win1, win2 in _correlation_windows(geom, kernel_size, max_displacement,
-                                                    stride1, stride2):
-        a, b = pad1[win1], pad2[win2]
-        if is_multiply:
-            out[:, channel] += np.einsum("nchw,nchw->nhw", a, b)
-        else:
-            out[:, channel] += np.abs(a - b).sum(axis=1)
-    out /= geom.sumelems
-    return out
-
-
-def correlation_backward_numpy(data1: np.ndarray, data2: np.ndarray, grad_out: np.ndarray,
-                               kernel_size: int = 1, max_displacement: int = 1,
-                               stride1: int = 1, stride2: int = 1, pad_size: int = 0,
-                               is_multiply: bool = True) -> Tuple[np.ndarray, np.ndarray]:
-    """Gradients (d data1, d data2), both (N, C, H, W), of sum(grad_out * correlation)."""
-    check_shape("correlation data2 (same as data1)", data1.shape, data2.shape)
-    geom = correlation_geometry(data1.shape, kernel_size, max_displacement, stride1, stride2,
-                                pad_size)
-    expected = (data1.shape[0], geom.grid * geom.grid, geom.top_h, geom.top_w)
-    check_shape("correlation output gradient", expected, grad_out.shape)
-    pad1, pad2 = _pad(data1, pad_size), _pad(data2, pad_size)
-    grad1, grad2 = np.zeros_like(pad1), np.zeros_like(pad2)
-    scaled = grad_out / grad_out.dtype.type(geom.sumelems)
-    for channel, win1, win2 in _correlation_windows(geom, kernel_size, max_displacement,
-                                                    stride1, stride2):
-        g = scaled[:, channel][:, None]
-        if is_multiply:
-            grad1[win1] += g * pad2[win2]
-            grad2[win2] += g * pad1[win1]
-        else:
-            sign = np.where(pad1[win1] >= pad2[win2], g, -g)
-            grad1[win1] += sign
-            grad2[win2] -= sign
-    height, width = data1.shape[2:]
-    crop = (Ellipsis, slice(pad_size, pad_size + height), slice(pad_size, pad_size + width))
-    return np.ascontiguousarray(grad1[crop]), np.ascontiguousarray(grad2[crop])

@@ -6,7 +6,6 @@ hold the same weights once); inputs are copied in place per call. INT8 graphs (M
 accel.runtime.quantize) and the original demo's host work (`original_io`, for benchmarks) are
 this runtime's alone.
 """
-import json
 import logging
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -14,7 +13,7 @@ import mxnet as mx
 import numpy as np
 
 from accel.runtime import ShapeError, SharedParams, Shapes
-from accel.graphs import load_graph
+from accel.symbols.stored import stored_symbol
 
 __all__ = ["BoundGraph", "MXNetRuntime", "graph_symbol", "last_line"]
 
@@ -31,15 +30,7 @@ def last_line(err: Exception) -> str:
 def graph_symbol(network: Any, kind: str, outputs: Optional[Sequence[str]] = None
                  ) -> mx.sym.Symbol:
     """The stored graph `kind` of `network` as a Symbol, restricted to `outputs`."""
-    import accel.operators.custom_ops  # noqa: F401  registers the warp op of the fast graphs
-    import accel.operators.deformable  # noqa: F401  and their deformable convolution
-
-    sym = mx.sym.load_json(json.dumps(load_graph(network.graph_name(kind),
-                                                 network.num_classes)))
-    if outputs is None:
-        return sym
-    internals = sym.get_internals()
-    return mx.sym.Group([internals[n] for n in outputs])
+    return stored_symbol(network.graph_name(kind), network.num_classes, outputs)
 
 
 class BoundGraph:

@@ -23,6 +23,7 @@ import numpy as np
 
 from accel.runtime import PRECISIONS, ShapeError, SharedParams, Shapes
 from accel.graphs import load_graph
+from accel.utils.provenance import cpu_has_native_bf16
 
 try:
     import torch
@@ -41,16 +42,6 @@ logger = logging.getLogger(__name__)
 def cuda_device_count() -> int:
     """CUDA devices PyTorch can use (0 for a CPU-only build or no driver)."""
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU computes BF16 natively (avx512_bf16 or amx_bf16 in /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _set_tf32(enabled: bool) -> None:

@@ -19,24 +19,21 @@ import functools
 import importlib.metadata
 import importlib.util
 import logging
-import mmap
 import os
 import re
-import struct
 import sys
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from accel.utils.fatbin import Arch, fatbin_architectures
+
 __all__ = ["CUDA11_LIBRARIES", "DRIVER_LIBRARY", "MXNET_BUILD_ARCHS", "GPUUnsupportedError",
-           "GPUDevice", "preload_cuda_libraries", "fatbin_architectures",
-           "mxnet_cuda_architectures", "device_info", "runs_on", "supported_range",
-           "check_gpu_supported", "check_install"]
+           "GPUDevice", "preload_cuda_libraries", "mxnet_cuda_architectures", "device_info",
+           "runs_on", "supported_range", "check_gpu_supported", "check_install"]
 
 log = logging.getLogger(__name__)
 
-Arch = Tuple[int, int]
-
 # Architectures with machine code in each MXNet GPU wheel. mxnet-cu112==1.9.1: read off the
-# `.nv_fatbin` section of its libmxnet.so (fatbin_architectures below): 198 fatbin
+# `.nv_fatbin` section of its libmxnet.so (accel.utils.fatbin): 198 fatbin
 # containers, each holding cubins for exactly sm_50, sm_60, sm_70, sm_80 and sm_86 and no
 # PTX, so the driver cannot JIT the kernels for a newer major (Hopper sm_90, Blackwell
 # sm_100/sm_120: "no kernel image is available"). Builds not listed here are read the same
@@ -151,54 +148,6 @@ def preload_cuda_libraries(roots: Optional[Sequence[str]] = None,
 
 
 # ---------------------------------------------------------------- architectures
-
-
-def _elf_section(path: str, wanted: str) -> Optional[Tuple[int, int]]:
-    """(file offset, size) of section `wanted` of a 64-bit little-endian ELF file, or None."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-        if head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
-            raise ValueError(f"{path}: not a 64-bit little-endian ELF file")
-        shoff, = struct.unpack_from("<Q", head, 0x28)
-        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", head, 0x3A)
-        f.seek(shoff)
-        table = f.read(shentsize * shnum)
-        sections = [struct.unpack_from("<IIQQQQ", table, i * shentsize) for i in range(shnum)]
-        _, _, _, _, str_off, str_size = sections[shstrndx]
-        f.seek(str_off)
-        names = f.read(str_size)
-    for name_off, _, _, _, offset, size in sections:
-        if names[name_off:names.index(b"\0", name_off)].decode() == wanted:
-            return offset, size
-    return None
-
-
-_FATBIN_MAGIC = 0xBA55ED50
-_FATBIN_KINDS = {1: "ptx", 2: "cubin"}
-
-
-def fatbin_architectures(path: str) -> Dict[str, Tuple[Arch, ...]]:
-    """{'cubin': archs, 'ptx': archs} embedded in a library's `.nv_fatbin` section
-    (empty tuples for a library without CUDA code)."""
-    found: Dict[str, set] = {"cubin": set(), "ptx": set()}
-    section = _elf_section(path, ".nv_fatbin")
-    if section is not None and section[1] > 0:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            pos, end = section[0], section[0] + section[1]
-            while pos + 16 <= end:
-                magic, _, header, size = struct.unpack_from("<IHHQ", m, pos)
-                if magic != _FATBIN_MAGIC:
-                    pos += 8  # containers are 8-byte aligned, padding between them
-                    continue
-                entry, stop = pos + header, pos + header + size
-                while entry + 32 <= stop:
-                    kind, _, entry_header, payload = struct.unpack_from("<HHIQ", m, entry)
-                    sm, = struct.unpack_from("<I", m, entry + 28)
-                    if kind in _FATBIN_KINDS:
-                        found[_FATBIN_KINDS[kind]].add((sm // 10, sm % 10))
-                    entry += entry_header + payload
-                pos = stop
-    return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
 def _libmxnet_path() -> Optional[str]:
@@ -326,7 +275,7 @@ def unsupported_message(device: GPUDevice, archs: Sequence[Arch], build: str) ->
             f"run {build}: its libmxnet.so carries machine code for {listed} and no PTX, so it "
             f"runs on {supported_range(archs)} only. Run on the CPU (--cpu, or gpus: '') or "
             f"on an Ampere/Ada GPU (e.g. A100, A10, L4, L40, RTX 30xx/40xx). The CuPy "
-            f"operators (flow warp, correlation) compile for the device at run time and do run "
+            f"operators (the flow warp) compile for the device at run time and do run "
             f"on it: experiments/gpu_check.py checks them without MXNet.")
 
 

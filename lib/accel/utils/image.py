@@ -12,6 +12,9 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
+# Per-channel means subtracted from every frame, in BGR order (the original's; the config's
+# network.PIXEL_MEANS default and the data sets' own).
+PIXEL_MEANS = (103.06, 115.90, 123.15)
 
 
 def _imread(path: str, flags: int, what: str) -> np.ndarray:

@@ -32,7 +32,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 try:
     import fcntl
@@ -179,12 +179,13 @@ class RunOutput:
 
     names: the top-level files and folders this run may write (e.g. 'metrics.json', 'maps').
     results: the summary JSON among `names`, written last (what `read_results` reads).
-    legacy: says whether a folder without a manifest holds results of an older version of
-        the program (its `names` present are then taken as ours).
+    legacy: the keys of the `results` JSON of an older version of the program, which wrote
+        no manifest: a folder whose results hold them is that program's (its `names` present
+        are then taken as ours).
     """
 
     def __init__(self, folder: str, program: str, names: Sequence[str], flag: str = "--output",
-                 overwrite: bool = False, legacy: Optional[Callable[[str], bool]] = None,
+                 overwrite: bool = False, legacy: Sequence[str] = (),
                  results: Optional[str] = None):
         self.folder, self.program, self.names = folder, program, tuple(names)
         self.results = results
@@ -200,7 +201,9 @@ class RunOutput:
         manifest = _read_json(os.path.join(self.folder, MANIFEST))
         if manifest is not None and isinstance(manifest.get("files"), list):
             return [str(f) for f in manifest["files"]]
-        if self.legacy is not None and os.path.isdir(self.folder) and self.legacy(self.folder):
+        old = (_read_json(os.path.join(self.folder, self.results))
+               if self.legacy and self.results else None)
+        if isinstance(old, dict) and set(self.legacy) <= set(old):
             return [n for n in self.names if os.path.lexists(os.path.join(self.folder, n))]
         return None
 

@@ -18,7 +18,7 @@ import os
 import re
 from typing import List, Optional
 
-__all__ = ["resolve", "cfg_name", "run_dir", "checkpoint_prefix", "run_prefix", "params_path",
+__all__ = ["resolve", "cfg_name", "run_dir", "run_prefix", "params_path",
            "states_path", "train_state_path", "symbol_path", "results_path", "log_path",
            "saved_config_path", "epoch_files", "temporary_pattern", "stale_temporaries",
            "make_dir"]
@@ -45,14 +45,10 @@ def run_dir(output_path: str, cfg_path: str, image_set: str) -> str:
     return os.path.join(output_path, cfg_name(cfg_path), image_sets)
 
 
-def checkpoint_prefix(folder: str, model_prefix: str) -> str:
-    """<run folder>/<TRAIN.model_prefix>: what `-%04d.params` etc. are appended to."""
-    return os.path.join(folder, model_prefix)
-
-
 def run_prefix(output_path: str, cfg_path: str, image_set: str, model_prefix: str) -> str:
-    """The checkpoint prefix of a run: run_dir(...)/<model_prefix>."""
-    return checkpoint_prefix(run_dir(output_path, cfg_path, image_set), model_prefix)
+    """The checkpoint prefix of a run, what `-%04d.params` etc. are appended to:
+    run_dir(...)/<model_prefix> (accel.config.checkpoint_prefix reads these from a config)."""
+    return os.path.join(run_dir(output_path, cfg_path, image_set), model_prefix)
 
 
 def params_path(prefix: str, epoch: int) -> str:

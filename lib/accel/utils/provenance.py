@@ -17,17 +17,28 @@ import subprocess
 import sys
 from typing import Dict, Optional
 
-__all__ = ["run_provenance", "provenance_line", "git_state", "UNKNOWN"]
+__all__ = ["run_provenance", "provenance_line", "git_state", "cpu_has_native_bf16", "UNKNOWN"]
 
 UNKNOWN = "unknown"
-# lib/accel/utils/provenance.py -> repository root of the checkout this code runs from.
-_REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+# git finds the checkout this code runs from from any folder inside it.
+_HERE = os.path.dirname(os.path.abspath(__file__))
 # Environment variables that change how MXNet computes on the CPU.
 _ENV = ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS", "MXNET_ENGINE_TYPE",
         "MXNET_SUBGRAPH_BACKEND", "MXNET_CPU_WORKER_NTHREADS", "MKL_NUM_THREADS")
 # (report key, module name, distribution name)
 _LIBRARIES = (("mxnet", "mxnet", "mxnet"), ("numpy", "numpy", "numpy"),
               ("opencv", "cv2", "opencv-python"), ("cython", "Cython", "Cython"))
+
+
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when this CPU computes BF16 natively (avx512_bf16 or amx_bf16 in `cpuinfo`);
+    elsewhere PyTorch emulates it (slowly) and MXNet 1.9.1 cannot run it at all."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _git(args, cwd: str) -> Optional[str]:
@@ -39,7 +50,7 @@ def _git(args, cwd: str) -> Optional[str]:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def git_state(root: str = _REPO_ROOT) -> Dict[str, object]:
+def git_state(root: str = _HERE) -> Dict[str, object]:
     """{'commit': 40-hex or 'unknown', 'dirty': bool or None} of the checkout at `root`.
 
     dirty = tracked files differ from the commit (untracked outputs do not count);

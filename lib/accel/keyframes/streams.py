@@ -1,22 +1,39 @@
-"""Budget mode's calibration streams: test-rate streams made from a training split's
-distinct consecutive pairs, one at a time (issue #25.7), and the check that their
-recordings fit in memory. Used by accel.cli.keyframes (which re-exports them).
+"""The streams behind the keyframe comparison and budget mode: the test split streamed
+continuously, and calibration streams made from the training split (issue #25.7).
 
-Asking for more pairs than the split has is capped, with a warning saying how many exist
-(a pair is never used twice); the runs of pairs never overlap; a stream's frames are made
-when it is iterated, so memory holds one stream, not all of them.
+Adaptive schedules need the stream, not snippets: every segment of the test split is
+streamed continuously (`test_streams`, read once by `prepare_streams`). Thresholds are
+calibrated on the TRAINING split, never on the frames reported (`calibration_set`, the one
+set-up of every runner). CamVid train is labelled at 1 Hz and its test video at 15 Hz, so
+its calibration streams are 15 Hz streams made from training frames: between two real
+frames 1 s apart, 14 frames each moved along the DIS flow between them by k/15 of it (from
+the nearer real frame; accel.dataset.flow_pairs), the motion of one val hop. Cityscapes'
+training sequences are already at the test rate and stream as they are.
+
+Asking for more calibration pairs than the split has is capped, with a warning saying how
+many exist (a pair is never used twice); the runs of pairs never overlap; a stream's frames
+are made when it is iterated, so memory holds one stream, not all of them.
 """
 import logging
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from dataclasses import replace
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from accel.core.tester import prepare_frame
+from accel.core.tester import LoadedFrame, prepare_frame
 from accel.utils import image as imutil
 
-__all__ = ["CalibrationStreams", "calibration_streams", "check_record_memory"]
+__all__ = ["CALIBRATION_STEPS", "CALIBRATION_CHUNK", "CalibrationStreams",
+           "calibration_streams", "calibration_set", "check_record_memory", "test_streams",
+           "prepare_streams"]
 
 logger = logging.getLogger("accel.keyframes")
+
+# Test-rate frames per step between two consecutive training frames (CamVid: train 30 raw
+# frames apart, val 2, so 15 val hops per training pair; Cityscapes: the same rate).
+CALIBRATION_STEPS = {"camvid": 15, "cityscapes": 1}
+# Consecutive training pairs per calibration stream, unless asked otherwise.
+CALIBRATION_CHUNK = 10
 
 
 class CalibrationStreams:
@@ -82,8 +99,8 @@ class CalibrationStreams:
         return stream
 
 
-def calibration_streams(video, pairs: int = 40, chunk: int = 10, steps: int = 15
-                        ) -> CalibrationStreams:
+def calibration_streams(video, pairs: int = 40, chunk: int = CALIBRATION_CHUNK,
+                        steps: int = 15) -> CalibrationStreams:
     """Test-rate streams from the training split `video`: `pairs` distinct real consecutive
     pairs (at most those the split has: capped, with a warning), in runs of up to `chunk`
     that never overlap, spread evenly over the segments; made lazily (CalibrationStreams).
@@ -131,6 +148,19 @@ def calibration_streams(video, pairs: int = 40, chunk: int = 10, steps: int = 15
     return streams
 
 
+def calibration_set(open_split: Callable[[str], Any], dataset: str, split: str,
+                    reported: Optional[str], pairs: int, chunk: int = CALIBRATION_CHUNK
+                    ) -> CalibrationStreams:
+    """The calibration streams of every runner: split `split` of the data set `dataset`
+    (opened by `open_split(split)`), never the split `reported` (segmented and scored), in
+    test-rate streams (CALIBRATION_STEPS) of `pairs` distinct pairs in runs of `chunk`."""
+    if reported is not None and split == reported:
+        raise ValueError(f"--calibration-split {split}: the thresholds must not be set on "
+                         f"the split segmented (the one reported)")
+    return calibration_streams(open_split(split), pairs, chunk,
+                               CALIBRATION_STEPS.get(str(dataset).lower(), 1))
+
+
 def check_record_memory(record: Dict[str, List[Any]], frames: int, total: int) -> None:
     """Refuse calibration recordings (one state, flow and scores kept per frame) that would
     not fit in the memory available, from the size of the first stream's (issue #25.7)."""
@@ -143,3 +173,32 @@ def check_record_memory(record: Dict[str, List[Any]], frames: int, total: int) -
                          f"{format_bytes(need)} ({format_bytes(per_frame)} per frame), more "
                          f"than the {format_bytes(available)} available; ask for fewer "
                          f"calibration pairs")
+
+
+def test_streams(video) -> List[List[Any]]:
+    """The frames of each segment of `video` in order, as (path, labelled item or None)."""
+    by_segment: Dict[Tuple[str, ...], List[Any]] = {}
+    for item in video.all_items:
+        by_segment.setdefault(item.segment, []).append(item)
+    streams = []
+    for segment, items in by_segment.items():
+        labelled = {it.position: it for it in items}
+        streams.append([(path, labelled.get(p)) for p, path in enumerate(segment)])
+    return streams
+
+
+def prepare_streams(streams, video, scales: Optional[Sequence[int]] = None
+                    ) -> List[List[LoadedFrame]]:
+    """Read and preprocess every frame of `streams` ((frame path or BGR image, labelled
+    item or None) per frame) once, labels included, for all the runs over them."""
+    out = []
+    for stream in streams:
+        frames = []
+        for path, item in stream:
+            image = path if isinstance(path, np.ndarray) else imutil.read_image(path)
+            frame = prepare_frame(image, video.pixel_means, scales or video.scales,
+                                  video.stride)
+            frames.append(replace(frame, label=None if item is None
+                                  else video.load_label(item)))
+        out.append(frames)
+    return out
