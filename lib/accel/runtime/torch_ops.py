@@ -46,9 +46,13 @@ def _cupy_available() -> bool:
 
 
 def warp_backend(device: Union[str, torch.device]) -> str:
-    """'cupy' where flow_warp on device runs the CUDA kernel through CuPy, else 'torch'."""
-    if torch.device(device).type == "cuda" and _cupy_available():
+    """Which code flow_warp runs in float32 on `device`: 'cupy' (our CUDA kernel through
+    CuPy), 'compiled' (the CPU kernel of accel.operators.cpu) or 'torch' (PyTorch ops)."""
+    device = torch.device(device)
+    if device.type == "cuda" and _cupy_available():
         return "cupy"
+    if _use_compiled(device, torch.float32):
+        return "compiled"
     return "torch"
 
 
@@ -105,7 +109,8 @@ def flow_warp(feat: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     outside the image contribute zero. float64 is computed in float64, every other
     floating type (float16/bfloat16 from autocast included) in float32, and the result has
     that dtype: the warp is a few gathers, cheap next to the convolutions around it, and
-    float32 keeps it equal to MXNet's. ``warp_backend(feat.device)`` says which code ran.
+    float32 keeps it equal to MXNet's. ``warp_backend(feat.device)`` says which code runs
+    float32.
     """
     check_warp_shapes(tuple(feat.shape), tuple(flow.shape))
     if feat.is_meta:  # shape inference (accel.runtime.torch_graph.infer_shapes)
