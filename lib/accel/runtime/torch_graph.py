@@ -119,6 +119,7 @@ class TorchGraph(torch.nn.Module):
                                      _param(params, nodes[i]["name"], role[i] == "aux"))
         self._folded = self._fold(nodes, keep, entries, params) if fold_batchnorm else {}
         self._plan(nodes, keep, entries, role)
+        self._by_name = dict(self.named_buffers())  # looked up per step: built once
 
     # -- load-time rewrites -------------------------------------------------------------
     def _fold(self, nodes, keep, entries, params: SharedParams) -> Dict[int, Tuple[str, str]]:
@@ -208,7 +209,7 @@ class TorchGraph(torch.nn.Module):
         if missing:
             raise ValueError(f"{self.name}: inputs {', '.join(missing)} not given "
                              f"(inputs: {', '.join(self.input_names)})")
-        buffers = dict(self.named_buffers())
+        buffers = self._by_name
         values: Dict[Entry, torch.Tensor] = {}
         for i, args, free in self._steps:
             xs = []
