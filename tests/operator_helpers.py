@@ -6,6 +6,13 @@ import pytest
 from accel.operators import cuda
 
 # (N, C, H, W, flow scale in pixels): odd sizes, two rows, flows that leave the image
+# Mismatched (data, flow) shapes: every warp must refuse them, naming both.
+BAD_WARP_SHAPES = [
+    ((1, 3, 4, 5), (1, 2, 4, 6)),    # width differs
+    ((2, 3, 4, 5), (1, 2, 4, 5)),    # batch differs
+    ((1, 3, 4, 5), (1, 3, 4, 5)),    # flow with 3 channels
+    ((3, 4, 5), (1, 2, 4, 5)),       # data not 4-d
+]
 WARP_CASES = [(1, 1, 4, 5, 0.7), (2, 3, 7, 9, 3.0), (1, 4, 2, 5, 1.5), (3, 2, 11, 8, 12.0)]
 
 

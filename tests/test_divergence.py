@@ -3,14 +3,11 @@ non-finite loss or weight ends the run with one line (epoch, batch, learning rat
 status 1, and the last finite checkpoint stays the latest."""
 import logging
 
-import mxnet as mx
 import numpy as np
 import pytest
 
-from accel.config import get_defaults
-from accel.core.trainer import fit
-from accel.symbols.layers import segmentation_loss
 from accel.utils.checkpoint import list_checkpoints, load_checkpoint
+from test_train import tiny_fit
 
 
 class _Samples:
@@ -29,21 +26,7 @@ class _Samples:
 
 
 def _fit(prefix, end_epoch, lr, resume=False):
-    x = mx.sym.Convolution(mx.sym.Variable("data"), num_filter=4, kernel=(3, 3), pad=(1, 1),
-                           name="conv1")
-    sym = segmentation_loss(mx.sym.Convolution(mx.sym.relu(x), num_filter=3, kernel=(1, 1),
-                                               name="score"), mx.sym.Variable("label"))
-
-    def init(shapes, batch):
-        rng = np.random.default_rng(1)
-        arg_shapes, _, _ = sym.infer_shape(**shapes)
-        return {n: mx.nd.array(rng.normal(scale=0.3, size=s))
-                for n, s in zip(sym.list_arguments(), arg_shapes) if n not in shapes}, {}
-    cfg = get_defaults()
-    cfg.default.frequent = 100
-    cfg.TRAIN.update(end_epoch=end_epoch, lr=lr, lr_step="", warmup=False, momentum=0.9)
-    cfg.network.FIXED_PARAMS = []
-    return fit(cfg, sym, _Samples(), prefix, init, [mx.cpu()], resume=resume)
+    return tiny_fit(prefix, end_epoch, lr=lr, samples=_Samples(), resume=resume)
 
 
 def test_a_diverging_run_stops_at_the_first_non_finite_value(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 
 import accel.operators as ops
 from accel.operators import cuda, custom_ops
-from operator_helpers import WARP_CASES, cupy_or_skip, random_warp_inputs
+from operator_helpers import BAD_WARP_SHAPES, WARP_CASES, cupy_or_skip, random_warp_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ACCEL_SHARED_DIR", REPO.parent / "shared"))
@@ -63,12 +63,7 @@ def test_flow_warp_smoke():
     assert out.shape == (1, 2, 3, 4)
 
 
-@pytest.mark.parametrize("feat_shape, flow_shape", [
-    ((1, 3, 4, 5), (1, 2, 4, 6)),    # width differs
-    ((2, 3, 4, 5), (1, 2, 4, 5)),    # batch differs
-    ((1, 3, 4, 5), (1, 3, 4, 5)),    # flow with 3 channels
-    ((3, 4, 5), (1, 2, 4, 5)),       # data not 4-d
-])
+@pytest.mark.parametrize("feat_shape, flow_shape", BAD_WARP_SHAPES)
 def test_flow_warp_bad_shapes_name_both(feat_shape, flow_shape):
     with pytest.raises(ValueError) as err:
         ops.warp_numpy(np.zeros(feat_shape, np.float32), np.zeros(flow_shape, np.float32))

@@ -20,7 +20,8 @@ import torch.nn.functional as F  # noqa: E402
 from accel.operators.reference import warp_numpy  # noqa: E402
 from accel.runtime import torch_ops  # noqa: E402
 from accel.runtime.torch_ops import deformable_conv2d, flow_warp, warp_backend  # noqa: E402
-from operator_helpers import WARP_CASES, cupy_or_skip, random_warp_inputs  # noqa: E402
+from operator_helpers import (BAD_WARP_SHAPES, WARP_CASES, cupy_or_skip,  # noqa: E402
+                              random_warp_inputs)
 
 LIB = Path(__file__).resolve().parents[1] / "lib"
 EPS32 = float(np.finfo(np.float32).eps)
@@ -58,12 +59,7 @@ def test_flow_warp_smoke_and_output_shape(shape):
     assert warp_backend("cpu") == ("compiled" if torch_ops.compiled_cpu() else "torch")
 
 
-@pytest.mark.parametrize("feat_shape, flow_shape", [
-    ((1, 3, 4, 5), (1, 2, 4, 6)),    # width differs
-    ((2, 3, 4, 5), (1, 2, 4, 5)),    # batch differs
-    ((1, 3, 4, 5), (1, 3, 4, 5)),    # flow with 3 channels
-    ((3, 4, 5), (1, 2, 4, 5)),       # data not 4-d
-])
+@pytest.mark.parametrize("feat_shape, flow_shape", BAD_WARP_SHAPES)
 def test_flow_warp_bad_shapes_name_both(feat_shape, flow_shape):
     with pytest.raises(ValueError) as err:
         flow_warp(torch.zeros(feat_shape), torch.zeros(flow_shape))

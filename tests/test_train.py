@@ -324,7 +324,8 @@ class _TinySamples:
         return {"data": self.data[index], "label": self.label[index]}
 
 
-def _tiny_fit(prefix, end_epoch, **kwargs):
+def tiny_fit(prefix, end_epoch, lr=0.1, samples=None, **kwargs):
+    """Train a two-convolution network on `samples` (default _TinySamples) with `fit`."""
     import mxnet as mx
 
     from accel.config import get_defaults
@@ -343,11 +344,11 @@ def _tiny_fit(prefix, end_epoch, **kwargs):
                 for n, s in zip(sym.list_arguments(), arg_shapes) if n not in shapes}, {}
     cfg = get_defaults()
     cfg.default.frequent = 100
-    cfg.TRAIN.update(end_epoch=end_epoch, lr=0.1, lr_step="", warmup=False, momentum=0.9,
+    cfg.TRAIN.update(end_epoch=end_epoch, lr=lr, lr_step="", warmup=False, momentum=0.9,
                      keep_states=kwargs.pop("keep_states", 1),
                      legacy_states=kwargs.pop("legacy_states", False))
     cfg.network.FIXED_PARAMS = []
-    return fit(cfg, sym, _TinySamples(), prefix, init, [mx.cpu()], **kwargs)
+    return fit(cfg, sym, samples or _TinySamples(), prefix, init, [mx.cpu()], **kwargs)
 
 
 def test_old_pickled_states_resume_only_with_the_flag_and_exactly(tmp_path):
@@ -358,18 +359,18 @@ def test_old_pickled_states_resume_only_with_the_flag_and_exactly(tmp_path):
     from accel.utils.checkpoint import CheckpointError
 
     full = str(tmp_path / "full" / "tiny")
-    _tiny_fit(full, 2, keep_states=0)
+    tiny_fit(full, 2, keep_states=0)
     assert os.path.isfile(paths.states_path(full, 1))  # keep_states 0 keeps all
     part = str(tmp_path / "part" / "tiny")
-    _tiny_fit(part, 1)
+    tiny_fit(part, 1)
     # What the old trainer wrote: a pickle of the Updater's {index: momentum}.
     names = ["conv1_weight", "conv1_bias", "score_weight", "score_bias"]
     new = mx.nd.load(paths.states_path(part, 1))
     with open(paths.states_path(part, 1), "wb") as f:
         pickle.dump({i: new[f"{n}@0"] for i, n in enumerate(names)}, f)
     with pytest.raises(CheckpointError, match="old pickled format.*--legacy-states"):
-        _tiny_fit(part, 2, resume=True)
-    resumed = _tiny_fit(part, 2, resume=True, legacy_states=True)
+        tiny_fit(part, 2, resume=True)
+    resumed = tiny_fit(part, 2, resume=True, legacy_states=True)
     assert resumed.begin_epoch == 1
     assert set(mx.nd.load(paths.states_path(part, 2))) == {f"{n}@0" for n in names}
     assert not os.path.exists(paths.states_path(part, 1))  # keep_states 1
@@ -382,9 +383,9 @@ def test_resuming_from_a_checkpoint_of_another_network_names_the_difference(tmp_
     from accel.utils.checkpoint import CheckpointError, save_checkpoint
 
     prefix = str(tmp_path / "tiny")
-    _tiny_fit(prefix, 1)
+    tiny_fit(prefix, 1)
     args, aux = load_checkpoint(prefix, 1)
     save_checkpoint(prefix, 1, {**args, "rfcn_cls_weight": mx.nd.ones(2)}, aux)
     with pytest.raises(CheckpointError, match="tiny-0001.params does not fit this network: "
                                               "1 unexpected: arg:rfcn_cls_weight"):
-        _tiny_fit(prefix, 2, resume=True)
+        tiny_fit(prefix, 2, resume=True)
